@@ -1,0 +1,142 @@
+"""`tenantdesk`: migrations, the superuser, and the server."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from alembic.config import Config
+
+import backend.models  # noqa: F401  (every table, for foreign keys across layers)
+from alembic import command
+from backend.core.config import VAR_DIR, ConfigurationError, Settings, get_settings
+from backend.core.database import Database
+from backend.identity.bootstrap import bootstrap, ensure_superuser
+from backend.identity.passwords import Passwords
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+app = typer.Typer(
+    help="Run and administer the tenantdesk service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db = typer.Typer(help="Schema migrations (Alembic), as the schema owner.", no_args_is_help=True)
+app.add_typer(db, name="db")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigurationError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _alembic_config() -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    return config
+
+
+def _ensure_sqlite_folder(settings: Settings) -> None:
+    if settings.is_sqlite:
+        VAR_DIR.mkdir(exist_ok=True)
+
+
+@db.command()
+def upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    _ensure_sqlite_folder(_settings())
+    command.upgrade(_alembic_config(), revision)
+
+
+@db.command()
+def downgrade(revision: Annotated[str, typer.Argument()]) -> None:
+    """Revert migrations down to REVISION (`base` removes everything)."""
+    _settings()
+    command.downgrade(_alembic_config(), revision)
+
+
+@db.command()
+def current() -> None:
+    """Show the revision the database is at."""
+    _settings()
+    command.current(_alembic_config(), verbose=False)
+
+
+async def _with_session(settings: Settings, work) -> object:  # type: ignore[no-untyped-def]
+    database = Database.from_settings(settings)
+    try:
+        async with database.session_factory() as session, session.begin():
+            return await work(session)
+    finally:
+        await database.dispose()
+
+
+@app.command("create-superuser")
+def create_superuser(
+    email: Annotated[str, typer.Option(prompt=True, help="The admin's email.")],
+    password: Annotated[
+        str | None, typer.Option(help="Asked for when not given (preferred: not in history).")
+    ] = None,
+    full_name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Create a platform superuser."""
+    settings = _settings()
+    if password is None:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat: "):
+            typer.echo("The passwords differ.", err=True)
+            raise typer.Exit(1)
+    passwords = Passwords(settings)
+    created = asyncio.run(
+        _with_session(
+            settings,
+            lambda session: ensure_superuser(session, passwords, email, password, full_name),
+        )
+    )
+    typer.echo("Superuser created." if created else "An account with that email exists already.")
+
+
+@app.command("bootstrap")
+def bootstrap_command() -> None:
+    """Create the first-party OAuth2 client and the BOOTSTRAP_ADMIN_* superuser when absent."""
+    settings = _settings()
+    passwords = Passwords(settings)
+    asyncio.run(_with_session(settings, lambda session: bootstrap(session, settings, passwords)))
+
+
+@app.command()
+def serve(
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    migrate: Annotated[bool, typer.Option(help="Apply pending migrations first.")] = True,
+) -> None:
+    """Apply pending migrations, bootstrap, and serve on HOST:PORT."""
+    settings = _settings()
+    if migrate:
+        upgrade("head")
+        bootstrap_command()
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(
+        f"API docs:     {base}/docs\nAdmin panel:  {base}/admin\nHealth:       {base}/health/ready"
+    )
+    uvicorn.run(
+        "backend.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_config=None,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    app()

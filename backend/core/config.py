@@ -1,0 +1,173 @@
+"""Settings from the environment (and `.env`): the README's configuration table."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class EmailBackend(StrEnum):
+    CONSOLE = "console"
+    SMTP = "smtp"
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run; the message is one line for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    environment: Environment = Environment.DEVELOPMENT
+
+    database_url: str = "sqlite+aiosqlite:///./var/app.db"
+    migrations_database_url: str | None = None
+    database_app_role: str = "app_user"
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+    database_pool_timeout_seconds: float = 10.0
+    database_pool_pre_ping: bool = True
+
+    secret_key: SecretStr | None = None
+    jwt_private_keys: SecretStr | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    access_token_ttl_seconds: int = Field(default=900, gt=0)
+    refresh_token_ttl_seconds: int = Field(default=2_592_000, gt=0)
+    invitation_ttl_seconds: int = Field(default=604_800, gt=0)
+    one_time_token_ttl_seconds: int = Field(default=86_400, gt=0)
+
+    email_backend: EmailBackend = EmailBackend.CONSOLE
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    email_from: str = "tenantdesk <no-reply@localhost>"
+
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    default_client_id: str = "web"
+
+    login_rate_limit: str = "10/minute"
+    redis_url: str | None = None
+    allow_signup: bool = True
+
+    log_level: str = "INFO"
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("database_app_role")
+    @classmethod
+    def _plain_identifier(cls, value: str) -> str:
+        # Inlined into GRANT statements by the migrations, so only a bare identifier will do.
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+            raise ValueError("must be a lower-case SQL identifier")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _default_migrations_url(self) -> Settings:
+        if not self.migrations_database_url:
+            self.migrations_database_url = self.database_url
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def issuer(self) -> str:
+        return self.public_base_url
+
+    def secret_key_value(self) -> str:
+        return _required_secret(self.secret_key, "SECRET_KEY")
+
+    def jwt_private_keys_value(self) -> str:
+        return _required_secret(self.jwt_private_keys, "JWT_PRIVATE_KEYS")
+
+
+def _required_secret(value: SecretStr | None, name: str) -> str:
+    if value is None or not value.get_secret_value():
+        raise ConfigurationError(f"{name} is not set")
+    return value.get_secret_value()
+
+
+def generate_private_key_pem() -> str:
+    """A fresh P-256 signing key for ES256 access tokens."""
+    from joserfc.jwk import ECKey
+
+    return ECKey.generate_key("P-256", private=True).as_pem(private=True).decode()
+
+
+def _read_or_create_secret(path: Path, create: Callable[[], str]) -> str:
+    if path.exists():
+        return path.read_text()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = create()
+    path.touch(mode=0o600)
+    path.write_text(value)
+    return value
+
+
+def finalise_secrets(settings: Settings) -> Settings:
+    """Fill in missing secrets: generated once under `var/` in development, fatal in production."""
+    missing = [
+        name
+        for name in ("secret_key", "jwt_private_keys")
+        if getattr(settings, name) is None or not getattr(settings, name).get_secret_value()
+    ]
+    if settings.is_production:
+        if missing:
+            raise ConfigurationError(
+                f"{missing[0].upper()} must be set when ENVIRONMENT=production"
+            )
+        return settings
+    if "secret_key" in missing:
+        settings.secret_key = SecretStr(
+            _read_or_create_secret(VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(48))
+        )
+    if "jwt_private_keys" in missing:
+        settings.jwt_private_keys = SecretStr(
+            _read_or_create_secret(VAR_DIR / "jwt_private_key.pem", generate_private_key_pem)
+        )
+    return settings
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return finalise_secrets(Settings())

@@ -1,0 +1,167 @@
+"""The async engine, the session factory, the declarative base and the per-request session."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, Enum, MetaData, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from backend.core.config import Settings
+
+logger = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend; SQLite hands back naive values otherwise."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def string_enum(enum_class: type[StrEnum], name: str) -> Enum:
+    """Stored as its value in a short string column with a CHECK, the same on every backend."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime}
+
+
+class UUIDPrimaryKey:
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, sort_order=-50)
+
+
+class CreatedAt:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AppSession(Session):
+    """The sync session class behind every AsyncSession; the tenant layer hooks its events here."""
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def call_after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the request's transaction has committed (mail, for instance).
+
+    A failure in the callback is logged and never undoes the committed work.
+    """
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    for callback in session.info.pop("after_commit", []):
+        try:
+            await callback()
+        except Exception:
+            logger.exception("after-commit callback failed")
+
+
+def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        pool_pre_ping=settings.database_pool_pre_ping,
+    )
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        engine = create_engine(settings.database_url, settings)
+        return cls(engine, make_session_factory(engine))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=AppSession)
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_database(request).session_factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+        await run_after_commit(session)
+
+
+# scope="function": commit (or roll back) before the response is sent, so that a client never
+# sees a success whose transaction later failed.
+DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]

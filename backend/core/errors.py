@@ -1,0 +1,131 @@
+"""RFC 9457 problem details: the error shape of every API answer except the OAuth2 endpoints."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.core.logging import current_request_id
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answered on purpose. Subclasses fix the status; `detail` says what happened."""
+
+    status: int = 400
+    type: str = "about:blank"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(Problem):
+    status = 400
+
+
+class Unauthorized(Problem):
+    status = 401
+
+    def __init__(self, detail: str = "Authentication required.", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(Problem):
+    status = 403
+
+
+class NotFound(Problem):
+    status = 404
+
+    def __init__(self, detail: str = "Not found.", **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+
+
+class Conflict(Problem):
+    status = 409
+
+
+class Gone(Problem):
+    status = 410
+
+
+class TooManyRequests(Problem):
+    status = 429
+
+
+class ServiceUnavailable(Problem):
+    status = 503
+
+
+def problem_response(
+    status: int,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+    type_: str = "about:blank",
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_, "title": HTTPStatus(status).phrase, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra or {})
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(Problem, exc)
+    return problem_response(
+        exc.status, exc.detail, headers=exc.headers, extra=exc.extra, type_=exc.type
+    )
+
+
+async def _on_http_exception(_request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(StarletteHTTPException, exc)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(RequestValidationError, exc)
+    errors = [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return problem_response(422, "The request is not valid.", extra={"errors": errors})
+
+
+async def _on_unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error", exc_info=exc)
+    return problem_response(500, "An unexpected error occurred. Quote the request id.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unexpected_error)

@@ -1,0 +1,89 @@
+"""JSON-lines logging with a request id, and redaction of anything that looks like a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# Field names whose values are never written out, whatever logs them.
+_SECRET_KEYS = re.compile(
+    r"(authorization|password|secret|token|cookie|api[_-]?key|private[_-]?key)", re.IGNORECASE
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+_TOKEN_IN_URL = re.compile(r"(?i)([?&](?:token|refresh_token|access_token|code)=)[^&\s\"']+")
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b((?:client_)?(?:password|passwd|secret|token|refresh_token|access_token)\s*[=:]\s*)"
+    r"[^\s&,;\"']+"
+)
+REDACTED = "[redacted]"
+
+_STANDARD_RECORD_FIELDS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def set_request_id(request_id: str | None) -> None:
+    _request_id.set(request_id)
+
+
+def redact_text(text: str) -> str:
+    text = _BEARER.sub(rf"\1 {REDACTED}", text)
+    text = _TOKEN_IN_URL.sub(rf"\1{REDACTED}", text)
+    return _SECRET_ASSIGNMENT.sub(rf"\1{REDACTED}", text)
+
+
+def redact(value: Any, key: str | None = None) -> Any:
+    if key is not None and _SECRET_KEYS.search(key):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact_text(record.getMessage()),
+        }
+        request_id = current_request_id()
+        if request_id:
+            entry["request_id"] = request_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_RECORD_FIELDS and not key.startswith("_"):
+                entry[key] = redact(value, key)
+        if record.exc_info:
+            entry["exception"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's own access log has no request id and may carry query strings; ours replaces it.
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,119 @@
+"""Outgoing mail: rendered from Jinja2 templates, delivered by the console or SMTP backend.
+
+Callers queue mail with `send_after_commit`, so that nothing is sent for work that rolled back,
+and a delivery failure is logged (with the request id) instead of breaking the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosmtplib
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.config import EmailBackend, Settings
+from backend.core.database import call_after_commit
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+templates = Environment(
+    loader=FileSystemLoader(TEMPLATES_DIR),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    enable_async=False,
+)
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+def render_mail(to: str, template: str, **context: Any) -> Mail:
+    """Render `mail/<template>.subject.txt`, `.txt` and `.html` into one message."""
+    subject = templates.get_template(f"mail/{template}.subject.txt").render(**context).strip()
+    return Mail(
+        to=to,
+        subject=subject,
+        text=templates.get_template(f"mail/{template}.txt").render(**context),
+        html=templates.get_template(f"mail/{template}.html").render(**context),
+    )
+
+
+class MailBackend(Protocol):
+    async def deliver(self, message: EmailMessage) -> None: ...
+
+
+class ConsoleBackend:
+    def __init__(self, settings: Settings) -> None:
+        # Outside production the body is logged so that links can be followed by hand; in
+        # production it would put live tokens in the log.
+        self.log_body = not settings.is_production
+
+    async def deliver(self, message: EmailMessage) -> None:
+        extra: dict[str, Any] = {"mail_to": message["To"], "subject": message["Subject"]}
+        if self.log_body:
+            body = message.get_body(preferencelist=("plain",))
+            extra["body"] = body.get_content() if body else ""
+        logger.info("mail (console backend)", extra=extra)
+
+
+class SmtpBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def deliver(self, message: EmailMessage) -> None:
+        settings = self.settings
+        await aiosmtplib.send(
+            message,
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            start_tls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout_seconds,
+        )
+
+
+class Mailer:
+    def __init__(self, settings: Settings, backend: MailBackend | None = None) -> None:
+        self.sender = settings.email_from
+        self.backend = backend or (
+            SmtpBackend(settings)
+            if settings.email_backend is EmailBackend.SMTP
+            else ConsoleBackend(settings)
+        )
+
+    def build(self, mail: Mail) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        message.set_content(mail.text)
+        message.add_alternative(mail.html, subtype="html")
+        return message
+
+    async def send(self, mail: Mail) -> bool:
+        """Deliver now; False (and a log line with the request id) when delivery failed."""
+        try:
+            await self.backend.deliver(self.build(mail))
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            logger.exception("mail delivery failed", extra={"mail_to": mail.to})
+            return False
+        return True
+
+    def send_after_commit(self, session: AsyncSession, mail: Mail) -> None:
+        async def deliver() -> None:
+            await self.send(mail)
+
+        call_after_commit(session, deliver)

@@ -1,0 +1,97 @@
+"""Keyset pagination on `(created_at, id)`: stable under inserts, and index-backed at any depth."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from backend.core.errors import BadRequest
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+ItemT = TypeVar("ItemT")
+RowT = TypeVar("RowT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int
+    after: tuple[datetime, uuid.UUID] | None
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        raise BadRequest("The cursor is not valid.") from exc
+
+
+def _page_request(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
+
+
+Pagination = Annotated[PageRequest, Depends(_page_request)]
+
+
+def paginate(
+    statement: Select[Any],
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[uuid.UUID],
+    page: PageRequest,
+    *,
+    newest_first: bool = False,
+) -> Select[Any]:
+    """Order by `(created_at, id)` after the cursor, with one extra row to tell if more exist."""
+    if page.after is not None:
+        after_created, after_id = page.after
+        if newest_first:
+            statement = statement.where(
+                or_(
+                    created_at < after_created, and_(created_at == after_created, row_id < after_id)
+                )
+            )
+        else:
+            statement = statement.where(
+                or_(
+                    created_at > after_created, and_(created_at == after_created, row_id > after_id)
+                )
+            )
+    order = (created_at.desc(), row_id.desc()) if newest_first else (created_at, row_id)
+    return statement.order_by(*order).limit(page.limit + 1)
+
+
+def page_of(rows: Sequence[RowT], page: PageRequest) -> tuple[list[RowT], str | None]:
+    """Cut the extra row off and derive the next cursor from the last row kept."""
+    items = list(rows[: page.limit])
+    if len(rows) <= page.limit:
+        return items, None
+    last = items[-1]
+    return items, encode_cursor(last.created_at, last.id)  # type: ignore[attr-defined]

@@ -1,0 +1,25 @@
+"""Opaque secrets handed to people (one-time links, refresh tokens, client secrets).
+
+Only their SHA-256 is stored: the values are random with at least 256 bits, so a fast hash is
+enough, and the lookup stays a plain indexed equality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+TOKEN_BYTES = 32
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_token(token), stored_hash)

@@ -1,0 +1,62 @@
+"""The application factory: settings, database, services, routers, middleware, admin."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+import backend.models  # noqa: F401  (every table, for foreign keys across layers)
+from backend.core import health
+from backend.core.config import Settings, get_settings
+from backend.core.database import Database
+from backend.core.errors import install_error_handlers
+from backend.core.logging import configure_logging
+from backend.core.mail import Mailer
+from backend.core.observability import Metrics, ObservabilityMiddleware
+from backend.core.rate_limit import Throttle
+from backend.identity.keys import KeyRing
+from backend.identity.passwords import Passwords
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.database = database or Database.from_settings(settings)
+        try:
+            yield
+        finally:
+            await app.state.database.dispose()
+
+    app = FastAPI(
+        title="tenantdesk",
+        version="1.0.0",
+        summary="Tenants, projects and tasks behind OAuth2.",
+        lifespan=lifespan,
+        swagger_ui_init_oauth={"clientId": settings.default_client_id},
+    )
+    app.state.settings = settings
+    app.state.key_ring = KeyRing(settings)
+    app.state.passwords = Passwords(settings)
+    app.state.mailer = Mailer(settings)
+    app.state.login_throttle = Throttle.from_settings(settings.login_rate_limit, settings)
+
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+
+    app.include_router(health.router)
+    app.add_api_route("/metrics", metrics.response, include_in_schema=False)
+    return app

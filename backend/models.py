@@ -1,0 +1,10 @@
+"""Every model, imported once so that metadata is complete (Alembic, tests, the app)."""
+
+from backend.core.database import Base
+from backend.identity import models as identity_models
+from backend.projects import models as project_models
+from tenants import models as tenant_models
+
+metadata = Base.metadata
+
+__all__ = ["identity_models", "metadata", "project_models", "tenant_models"]

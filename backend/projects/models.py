@@ -1,0 +1,106 @@
+"""Projects, their members and their tasks: tenant tables keyed by `(tenant_id, id)`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
+from backend.identity.models import User
+from tenants.isolation import TenantScoped
+from tenants.roles import ProjectRole
+
+
+class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
+    __tablename__ = "projects"
+    __table_args__ = (
+        Index("ix_projects_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+    )
+
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProjectMember(TenantScoped, CreatedAt, Base):
+    __tablename__ = "project_members"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
+        ),
+        # Leaving the tenant removes every project membership in it.
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"],
+            ["memberships.tenant_id", "memberships.user_id"],
+            ondelete="CASCADE",
+        ),
+        Index(
+            "ix_project_members_tenant_id_project_id_created_at_user_id",
+            "tenant_id",
+            "project_id",
+            "created_at",
+            "user_id",
+        ),
+        Index("ix_project_members_tenant_id_user_id", "tenant_id", "user_id"),
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[ProjectRole] = mapped_column(string_enum(ProjectRole, "project_role"))
+
+    user: Mapped[User] = relationship(lazy="raise", viewonly=True)
+
+
+class TaskStatus(StrEnum):
+    TODO = "todo"
+    DOING = "doing"
+    DONE = "done"
+
+
+class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
+        ),
+        # An assignee is a member of the tenant; the service also requires project membership
+        # and unassigns tasks when someone leaves the project.
+        ForeignKeyConstraint(
+            ["tenant_id", "assignee_id"], ["memberships.tenant_id", "memberships.user_id"]
+        ),
+        Index(
+            "ix_tasks_tenant_id_project_id_created_at_id",
+            "tenant_id",
+            "project_id",
+            "created_at",
+            "id",
+        ),
+        Index(
+            "ix_tasks_tenant_id_project_id_status_created_at_id",
+            "tenant_id",
+            "project_id",
+            "status",
+            "created_at",
+            "id",
+        ),
+        Index("ix_tasks_tenant_id_assignee_id", "tenant_id", "assignee_id"),
+    )
+
+    project_id: Mapped[uuid.UUID]
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[TaskStatus] = mapped_column(
+        string_enum(TaskStatus, "task_status"), default=TaskStatus.TODO
+    )
+    assignee_id: Mapped[uuid.UUID | None]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,187 @@
+"""Fixtures for the whole suite.
+
+The suite runs once per database: TEST_DATABASE=sqlite (default) or TEST_DATABASE=postgresql,
+which starts a throwaway server (tests/harness/postgres.py). With CI=true a PostgreSQL that cannot
+start fails the run; it is never skipped.
+
+Every test starts from a migrated, empty database holding only what bootstrap creates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic.config import Config
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from alembic import command
+from backend.core.config import EmailBackend, Environment, Settings, generate_private_key_pem
+from backend.core.database import Database, create_engine
+from backend.identity.bootstrap import ensure_default_client
+from backend.main import create_app
+from backend.models import metadata
+from tests.harness.postgres import PostgresServer, PostgresUnavailable
+from tests.harness.smtp import Mailbox, SmtpServer
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE = os.environ.get("TEST_DATABASE", "sqlite")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+BASE_URL = "https://testserver"
+
+logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def pytest_report_header() -> str:
+    return f"database: {TEST_DATABASE}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if TEST_DATABASE == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL only: runs in the TEST_DATABASE=postgresql pass")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass(frozen=True)
+class DatabaseUrls:
+    kind: str
+    app: str  # what the service connects with: the non-owner app role on PostgreSQL
+    owner: str  # the schema owner: migrations
+    superuser: str  # the harness itself: resetting data between tests
+
+
+@pytest.fixture(scope="session")
+def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUrls]:
+    if TEST_DATABASE == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        yield DatabaseUrls("sqlite", url, url, url)
+        return
+    try:
+        server = PostgresServer.start()
+    except (PostgresUnavailable, OSError) as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL could not start, and CI=true forbids skipping: {exc}")
+        pytest.skip(f"PostgreSQL could not start: {exc}")
+    try:
+        yield DatabaseUrls("postgresql", server.app_url, server.owner_url, server.superuser_url)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_urls: DatabaseUrls, smtp_server: SmtpServer) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment=Environment.TEST,
+        database_url=database_urls.app,
+        migrations_database_url=database_urls.owner,
+        secret_key=SecretStr("test-secret-key-" + "x" * 32),
+        jwt_private_keys=SecretStr(generate_private_key_pem()),
+        public_base_url=BASE_URL,
+        email_backend=EmailBackend.SMTP,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_server.port,
+        login_rate_limit="1000/minute",
+    )
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config.attributes["url"] = url
+    config.attributes["skip_logging_config"] = True
+    return config
+
+
+async def run_alembic(url: str, action: str, revision: str) -> None:
+    """Alembic's env.py runs its own event loop, so it gets a thread of its own."""
+    await asyncio.to_thread(getattr(command, action), alembic_config(url), revision)
+
+
+@pytest.fixture(scope="session")
+async def migrated(database_urls: DatabaseUrls) -> DatabaseUrls:
+    await run_alembic(database_urls.owner, "upgrade", "head")
+    return database_urls
+
+
+@pytest.fixture(scope="session")
+async def running_app(settings: Settings, migrated: DatabaseUrls) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def superuser_engine(migrated: DatabaseUrls) -> AsyncIterator[AsyncEngine]:
+    """Sees every row (bypasses RLS): for resetting data and for asserting on raw state."""
+    engine = create_engine(migrated.superuser, Settings(_env_file=None))  # type: ignore[call-arg]
+    yield engine
+    await engine.dispose()
+
+
+async def _reset_data(engine: AsyncEngine, kind: str) -> None:
+    tables = [table.name for table in reversed(metadata.sorted_tables)]
+    async with engine.begin() as connection:
+        if kind == "postgresql":
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        else:
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+
+
+@pytest.fixture
+async def app(
+    running_app: FastAPI, superuser_engine: AsyncEngine, migrated: DatabaseUrls
+) -> FastAPI:
+    """The app over an empty database that holds only the bootstrap rows."""
+    await _reset_data(superuser_engine, migrated.kind)
+    async with running_app.state.database.session_factory() as session, session.begin():
+        await ensure_default_client(session, running_app.state.settings)
+    return running_app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+        yield http
+
+
+@pytest.fixture
+def database(app: FastAPI) -> Database:
+    return app.state.database
+
+
+@pytest.fixture
+async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A session as the app connects (the app role on PostgreSQL), for arranging and asserting.
+
+    Commit what the app must see; tenant rows need `enter_tenant` or `cross_tenant` first.
+    """
+    async with app.state.database.session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer) -> Mailbox:
+    smtp_server.mailbox.clear()
+    return smtp_server.mailbox
