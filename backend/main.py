@@ -12,6 +12,7 @@ import backend.models  # noqa: F401  (every table, for foreign keys across layer
 from backend.core import health
 from backend.core.config import Settings, get_settings
 from backend.core.database import Database
+from backend.core.docs import install_docs
 from backend.core.errors import install_error_handlers
 from backend.core.logging import configure_logging
 from backend.core.mail import Mailer
@@ -19,6 +20,7 @@ from backend.core.observability import Metrics, ObservabilityMiddleware
 from backend.core.rate_limit import Throttle
 from backend.identity.keys import KeyRing
 from backend.identity.passwords import Passwords
+from tenants.router import account_router
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -39,7 +41,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version="1.0.0",
         summary="Tenants, projects and tasks behind OAuth2.",
         lifespan=lifespan,
-        swagger_ui_init_oauth={"clientId": settings.default_client_id},
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.key_ring = KeyRing(settings)
@@ -57,6 +60,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
+    install_docs(app, client_id=settings.default_client_id)
     app.include_router(health.router)
     app.add_api_route("/metrics", metrics.response, include_in_schema=False)
+    app.include_router(account_router)
     return app

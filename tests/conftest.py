@@ -20,6 +20,7 @@ import httpx
 import pytest
 from alembic.config import Config
 from fastapi import FastAPI
+from playwright.async_api import Browser, Page, async_playwright
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -30,6 +31,7 @@ from backend.core.database import Database, create_engine
 from backend.identity.bootstrap import ensure_default_client
 from backend.main import create_app
 from backend.models import metadata
+from tests.harness.live import LiveServer, start_live_server
 from tests.harness.postgres import PostgresServer, PostgresUnavailable
 from tests.harness.smtp import Mailbox, SmtpServer
 
@@ -179,6 +181,61 @@ async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """
     async with app.state.database.session_factory() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+async def live_server(settings: Settings, migrated: DatabaseUrls) -> AsyncIterator[LiveServer]:
+    """The app on a real port. Request `app` too, for a clean database and for arranging data.
+
+    Its PUBLIC_BASE_URL is its own URL, so mailed links lead to it; mint tokens for it with
+    `live_server.app.state.key_ring`, since the issuer differs from the in-process app's.
+    """
+    server = await start_live_server(settings)
+    yield server
+    await asyncio.to_thread(server.stop)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium, driven by Playwright (no downloaded browser)."""
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (once per session, before any test)
+        message = f"{CHROMIUM} is missing: apt-get install chromium"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context()
+    opened = await context.new_page()
+    yield opened
+    await context.close()
+
+
+def screenshot_path(name: str) -> Path:
+    """Where browser tests keep their screenshots (a CI artefact)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / f"{TEST_DATABASE}-{name}.png"
 
 
 @pytest.fixture

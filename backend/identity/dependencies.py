@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Select, exists, or_, select
 
 from backend.core.database import DbSession
-from backend.core.errors import Unauthorized
+from backend.core.errors import Forbidden, Unauthorized
 from backend.identity.keys import AccessTokenClaims, InvalidAccessToken, KeyRing
 from backend.identity.models import ClientRole, OAuthClient, RevokedAccessToken, User
 
@@ -112,3 +112,12 @@ async def _current_principal(claims: TokenClaims, session: DbSession) -> Princip
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
+
+
+async def _current_user(principal: CurrentPrincipal) -> User:
+    if principal.user is None:
+        raise Forbidden("This endpoint is for users, not service clients.")
+    return principal.user
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]
