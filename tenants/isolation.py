@@ -68,16 +68,24 @@ def _bypassing(session: Session | AsyncSession) -> bool:
     return bool(session.info.get(BYPASS_KEY))
 
 
-def rls_settings_sql(session: Session | AsyncSession) -> str:
+def rls_settings_statements(
+    session: Session | AsyncSession, *, at_transaction_start: bool = False
+) -> list[str]:
     """The `SET LOCAL` statements for the session's context.
 
     SET LOCAL takes no bind parameters, so the tenant id is inlined; it is safe because it is
-    re-rendered from a `uuid.UUID`, never from text a caller sent.
+    re-rendered from a `uuid.UUID`, never from text a caller sent. At the start of a transaction
+    both settings are still at their defaults, so only the ones that differ are sent.
     """
     tenant_id = current_tenant_id(session)
-    rendered = str(uuid.UUID(str(tenant_id))) if tenant_id is not None else ""
-    bypass = "on" if _bypassing(session) else "off"
-    return f"SET LOCAL app.tenant_id = '{rendered}'; SET LOCAL app.bypass_rls = '{bypass}'"
+    bypass = _bypassing(session)
+    statements = []
+    if tenant_id is not None or not at_transaction_start:
+        rendered = str(uuid.UUID(str(tenant_id))) if tenant_id is not None else ""
+        statements.append(f"SET LOCAL app.tenant_id = '{rendered}'")
+    if bypass or not at_transaction_start:
+        statements.append(f"SET LOCAL app.bypass_rls = '{'on' if bypass else 'off'}'")
+    return statements
 
 
 def _is_postgresql(session: Session) -> bool:
@@ -91,7 +99,7 @@ def _set_rls_settings_on_begin(
     if connection.dialect.name != "postgresql":
         return
     session.info[_PG_TRANSACTION_OPEN] = True
-    for statement in rls_settings_sql(session).split("; "):
+    for statement in rls_settings_statements(session, at_transaction_start=True):
         connection.exec_driver_sql(statement)
 
 
@@ -104,7 +112,7 @@ def _forget_open_transaction(_session: Session, transaction: SessionTransaction)
 def _sync_rls_settings(session: Session) -> None:
     """Apply a context change to a PostgreSQL transaction that is already open."""
     if session.info.get(_PG_TRANSACTION_OPEN) and _is_postgresql(session):
-        for statement in rls_settings_sql(session).split("; "):
+        for statement in rls_settings_statements(session):
             session.execute(text(statement))
 
 

@@ -1,0 +1,44 @@
+"""Audit events: written in the same transaction as the change they record."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenants.models import AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a user, a service client, or (both None) the system itself."""
+
+    user_id: uuid.UUID | None = None
+    client_id: str | None = None
+
+
+def record_audit(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: uuid.UUID | str,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add an event to the session's tenant (taken from the tenant context, like every insert).
+
+    `action` is a dotted verb such as `member.role_changed`; `data` holds what changed, never a
+    secret.
+    """
+    event = AuditEvent(
+        actor_user_id=actor.user_id,
+        actor_client_id=actor.client_id,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        data=data or {},
+    )
+    session.add(event)
+    return event

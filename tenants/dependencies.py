@@ -1,0 +1,130 @@
+"""Isolation layer 1: `TenantAccess` resolves the caller's standing in the path's tenant.
+
+One query loads the principal (active user, or unrevoked service client) together with its
+membership and the tenant. Not a member: 404, so that other tenants' ids reveal nothing. A
+suspended tenant: 403. Then the session is scoped to the tenant for the rest of the request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.database import DbSession
+from backend.core.errors import Forbidden, NotFound, Unauthorized
+from backend.identity.dependencies import (
+    Principal,
+    TokenClaims,
+    client_principal_statement,
+    user_principal_statement,
+)
+from backend.identity.keys import AccessTokenClaims
+from backend.identity.models import OAuthClient, User
+from tenants.audit import Actor
+from tenants.isolation import enter_tenant
+from tenants.models import Membership, Tenant, TenantStatus
+from tenants.roles import (
+    CLIENT_PROJECT_ROLE,
+    ProjectRole,
+    TenantAction,
+    TenantRole,
+    effective_project_role,
+    tenant_allows,
+)
+
+TENANT_NOT_FOUND = "No such tenant."
+
+
+@dataclass(frozen=True)
+class TenantAccessContext:
+    tenant: Tenant
+    principal: Principal
+    role: TenantRole
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.tenant.id
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(
+            user_id=self.principal.user_id,
+            client_id=self.principal.client.client_id if self.principal.client else None,
+        )
+
+    def can(self, action: TenantAction) -> bool:
+        return tenant_allows(self.role, action)
+
+    def require(self, action: TenantAction) -> None:
+        if not self.can(action):
+            raise Forbidden(f"Your role ({self.role}) may not {action.value}.")
+
+    def project_role(self, membership_role: ProjectRole | None) -> ProjectRole | None:
+        """The caller's effective role on a project, from their project membership (if any)."""
+        if self.principal.is_service_client:
+            return CLIENT_PROJECT_ROLE[self.role]
+        return effective_project_role(self.role, membership_role)
+
+
+async def _user_access(
+    session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID
+) -> TenantAccessContext:
+    statement = (
+        user_principal_statement(claims)
+        .add_columns(Membership.role, Tenant)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Tenant, Tenant.id == Membership.tenant_id)
+        .where(Membership.tenant_id == tenant_id)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        # The failure path may cost a second query: a dead token is 401, a stranger 404.
+        if await session.scalar(user_principal_statement(claims)) is None:
+            raise Unauthorized("The access token is no longer valid.")
+        raise NotFound(TENANT_NOT_FOUND)
+    user, role, tenant = row
+    return TenantAccessContext(tenant, Principal(claims=claims, user=user), role)
+
+
+async def _client_access(
+    session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID
+) -> TenantAccessContext:
+    statement = (
+        client_principal_statement(claims)
+        .add_columns(Tenant)
+        .join(Tenant, Tenant.id == OAuthClient.owner_tenant_id)
+        .where(OAuthClient.owner_tenant_id == tenant_id)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        raise NotFound(TENANT_NOT_FOUND)
+    client, tenant = row
+    role = TenantRole(client.role)
+    return TenantAccessContext(tenant, Principal(claims=claims, client=client), role)
+
+
+async def resolve_tenant_access(
+    session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID
+) -> TenantAccessContext:
+    # The context is set before the lookup: membership rows are only visible inside it (RLS).
+    await enter_tenant(session, tenant_id)
+    if claims.tenant_id is None:
+        access = await _user_access(session, claims, tenant_id)
+    else:
+        access = await _client_access(session, claims, tenant_id)
+    if access.tenant.status is TenantStatus.SUSPENDED:
+        raise Forbidden("This tenant is suspended. Contact the platform administrators.")
+    return access
+
+
+async def _tenant_access(
+    tenant_id: uuid.UUID, claims: TokenClaims, session: DbSession
+) -> TenantAccessContext:
+    return await resolve_tenant_access(session, claims, tenant_id)
+
+
+TenantAccess = Annotated[TenantAccessContext, Depends(_tenant_access)]
