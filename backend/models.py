@@ -2,9 +2,16 @@
 
 from backend.core.database import Base
 from backend.identity import models as identity_models
+from backend.invitations import models as invitation_models
 from backend.projects import models as project_models
 from tenants import models as tenant_models
 
 metadata = Base.metadata
 
-__all__ = ["identity_models", "metadata", "project_models", "tenant_models"]
+__all__ = [
+    "identity_models",
+    "invitation_models",
+    "metadata",
+    "project_models",
+    "tenant_models",
+]
