@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
+import secrets
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 from alembic.config import Config
+from joserfc.jwk import ECKey
 
 import backend.models  # noqa: F401  (every table, for foreign keys across layers)
 from alembic import command
@@ -109,6 +112,14 @@ def bootstrap_command() -> None:
     settings = _settings()
     passwords = Passwords(settings)
     asyncio.run(_with_session(settings, lambda session: bootstrap(session, settings, passwords)))
+
+
+@app.command("generate-secrets")
+def generate_secrets() -> None:
+    """Print fresh SECRET_KEY and JWT_PRIVATE_KEYS lines for a production `.env` file."""
+    key = ECKey.generate_key("P-256", private=True, auto_kid=True)
+    typer.echo(f"SECRET_KEY={secrets.token_urlsafe(48)}")
+    typer.echo(f"JWT_PRIVATE_KEYS='{json.dumps({'keys': [key.as_dict(private=True)]})}'")
 
 
 @app.command()

@@ -39,6 +39,20 @@ def set_request_id(request_id: str | None) -> None:
     _request_id.set(request_id)
 
 
+_default_record_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    # Stamped when the record is made, so handlers that format later still see the right id.
+    record = _default_record_factory(*args, **kwargs)
+    record.request_id = current_request_id()
+    return record
+
+
+if getattr(logging.getLogRecordFactory(), "__name__", "") != _record_with_request_id.__name__:
+    logging.setLogRecordFactory(_record_with_request_id)
+
+
 def redact_text(text: str) -> str:
     text = _BEARER.sub(rf"\1 {REDACTED}", text)
     text = _TOKEN_IN_URL.sub(rf"\1{REDACTED}", text)
@@ -65,11 +79,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact_text(record.getMessage()),
         }
-        request_id = current_request_id()
+        request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
         for key, value in record.__dict__.items():
-            if key not in _STANDARD_RECORD_FIELDS and not key.startswith("_"):
+            if (
+                key not in _STANDARD_RECORD_FIELDS
+                and key != "request_id"
+                and not key.startswith("_")
+            ):
                 entry[key] = redact(value, key)
         if record.exc_info:
             entry["exception"] = redact_text(self.formatException(record.exc_info))

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -64,14 +64,16 @@ Pagination = Annotated[PageRequest, Depends(_page_request)]
 def paginate(
     statement: Select[Any],
     created_at: InstrumentedAttribute[datetime],
-    row_id: InstrumentedAttribute[uuid.UUID],
+    row_id: InstrumentedAttribute[Any],
     page: PageRequest,
     *,
     newest_first: bool = False,
 ) -> Select[Any]:
     """Order by `(created_at, id)` after the cursor, with one extra row to tell if more exist."""
     if page.after is not None:
-        after_created, after_id = page.after
+        after_created, after_uuid = page.after
+        # A text key (an OAuth client id) holds the UUID's text; compare like with like.
+        after_id: Any = str(after_uuid) if row_id.type.python_type is str else after_uuid
         if newest_first:
             statement = statement.where(
                 or_(
@@ -88,10 +90,21 @@ def paginate(
     return statement.order_by(*order).limit(page.limit + 1)
 
 
-def page_of(rows: Sequence[RowT], page: PageRequest) -> tuple[list[RowT], str | None]:
-    """Cut the extra row off and derive the next cursor from the last row kept."""
+def _created_at_and_id(row: Any) -> tuple[datetime, Any]:
+    return row.created_at, row.id
+
+
+def page_of(
+    rows: Sequence[RowT],
+    page: PageRequest,
+    key: Callable[[RowT], tuple[datetime, Any]] = _created_at_and_id,
+) -> tuple[list[RowT], str | None]:
+    """Cut the extra row off and derive the next cursor from the last row kept.
+
+    `key` gives a row's `(created_at, id)`; pass one when the id column has another name.
+    """
     items = list(rows[: page.limit])
     if len(rows) <= page.limit:
         return items, None
-    last = items[-1]
-    return items, encode_cursor(last.created_at, last.id)  # type: ignore[attr-defined]
+    created_at, row_id = key(items[-1])
+    return items, encode_cursor(created_at, uuid.UUID(str(row_id)))

@@ -1,0 +1,96 @@
+"""The mail service: real SMTP delivery, console logging, failures that break nothing, and
+mail that is only sent once the request's transaction has committed."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.config import Environment, Settings
+from backend.core.database import DbSession
+from backend.core.dependencies import AppMailer
+from backend.core.errors import Conflict
+from backend.core.logging import JsonFormatter, set_request_id
+from backend.core.mail import Mail, Mailer
+from tenants.models import Tenant
+from tests.factories import TenantFactory
+from tests.harness.postgres import free_port
+from tests.harness.smtp import Mailbox
+
+MESSAGE = Mail(
+    to="ada@example.com",
+    subject="Hello",
+    text="Open https://example.com/x?token=s3cret",
+    html="<p>Open <a href='https://example.com/x?token=s3cret'>this</a></p>",
+)
+
+
+async def test_smtp_backend_delivers_text_and_html(settings: Settings, mailbox: Mailbox) -> None:
+    assert await Mailer(settings).send(MESSAGE)
+    (received,) = await mailbox.wait_for("ada@example.com")
+    assert received["Subject"] == "Hello"
+    assert received["From"] == settings.email_from
+    assert "token=s3cret" in Mailbox.text_of(received)
+    assert "<a href" in Mailbox.html_of(received)
+
+
+async def test_a_failed_send_is_logged_with_the_request_id_and_raises_nothing(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = settings.model_copy(update={"smtp_port": free_port(), "smtp_timeout_seconds": 2})
+    set_request_id("req-42")
+    try:
+        assert await Mailer(unreachable).send(MESSAGE) is False
+    finally:
+        set_request_id(None)
+    failures = [r for r in caplog.records if r.getMessage() == "mail delivery failed"]
+    assert failures
+    assert '"request_id": "req-42"' in JsonFormatter().format(failures[0])
+
+
+@pytest.mark.parametrize(
+    ("environment", "body_logged"),
+    [(Environment.DEVELOPMENT, True), (Environment.PRODUCTION, False)],
+)
+async def test_console_backend_never_logs_links_in_production(
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    environment: Environment,
+    body_logged: bool,
+) -> None:
+    caplog.set_level(logging.INFO, logger="backend.core.mail")
+    console = settings.model_copy(update={"email_backend": "console", "environment": environment})
+    assert await Mailer(console).send(MESSAGE)
+    logged = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert "ada@example.com" in logged
+    assert ("token=" in logged) is body_logged
+    assert "s3cret" not in logged  # redaction holds even where the body is logged
+
+
+async def test_mail_waits_for_commit_and_a_failed_request_writes_and_sends_nothing(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, mailbox: Mailbox
+) -> None:
+    async def create_and_mail(slug: str, fail: bool, session: DbSession, mailer: AppMailer) -> None:
+        session.add(TenantFactory(slug=slug))
+        mailer.send_after_commit(session, MESSAGE)
+        await session.flush()
+        if fail:
+            raise Conflict("Refused after writing.")
+
+    app.add_api_route("/__test__/tenant", create_and_mail, methods=["POST"])
+    try:
+        failed = await client.post("/__test__/tenant", params={"slug": "rolled-back", "fail": True})
+        succeeded = await client.post("/__test__/tenant", params={"slug": "kept", "fail": False})
+    finally:
+        app.router.routes.pop()
+
+    assert failed.status_code == 409
+    assert succeeded.status_code == 200
+    slugs = (await db.scalars(select(Tenant.slug))).all()
+    assert slugs == ["kept"]
+    assert len(await mailbox.wait_for("ada@example.com")) == 1
