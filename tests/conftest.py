@@ -147,7 +147,7 @@ async def _reset_data(engine: AsyncEngine, kind: str) -> None:
             await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
         else:
             for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+                await connection.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture
