@@ -18,6 +18,7 @@ import backend.models  # noqa: F401  (every table, for foreign keys across layer
 from alembic import command
 from backend.core.config import VAR_DIR, ConfigurationError, Settings, get_settings
 from backend.core.database import Database
+from backend.core.logging import configure_logging
 from backend.identity.bootstrap import bootstrap, ensure_superuser
 from backend.identity.passwords import Passwords
 
@@ -34,10 +35,12 @@ app.add_typer(db, name="db")
 
 def _settings() -> Settings:
     try:
-        return get_settings()
+        settings = get_settings()
     except ConfigurationError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    configure_logging(settings.log_level)
+    return settings
 
 
 def _alembic_config() -> Config:

@@ -28,6 +28,7 @@ _STANDARD_RECORD_FIELDS = set(logging.LogRecord("", 0, "", 0, "", (), None).__di
     "message",
     "asctime",
     "taskName",
+    "color_message",  # uvicorn's terminal markup of the same message
 }
 
 
