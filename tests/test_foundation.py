@@ -9,7 +9,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from backend.core.config import Settings
 from backend.core.logging import JsonFormatter, redact_text
+from backend.main import create_app
 
 
 async def test_liveness_and_readiness_answer(client: httpx.AsyncClient) -> None:
@@ -87,3 +89,19 @@ def test_log_lines_never_carry_secrets() -> None:
     assert "s3cr3t" not in line
     assert "zzz" not in redact_text("failed with refresh_token=zzz")
     assert "zzz" not in redact_text("/x?refresh_token=zzz")
+
+
+async def test_readiness_is_503_when_the_database_is_unreachable(settings: Settings) -> None:
+    unreachable = settings.model_copy(
+        update={"database_url": "sqlite+aiosqlite:////nonexistent-folder/unreachable.db"}
+    )
+    application = create_app(unreachable)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+            live = await http.get("/health/live")
+            ready = await http.get("/health/ready")
+    assert live.status_code == 200
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+    assert ready.json()["detail"] == "The database is not reachable."
