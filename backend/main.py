@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import backend.models  # noqa: F401  (every table, for foreign keys across layers)
+from admin.setup import mount_admin
 from backend.core import health
 from backend.core.config import Settings, get_settings
 from backend.core.database import Database
@@ -20,7 +21,11 @@ from backend.core.observability import Metrics, ObservabilityMiddleware
 from backend.core.rate_limit import Throttle
 from backend.identity.keys import KeyRing
 from backend.identity.passwords import Passwords
-from tenants.router import account_router
+from backend.identity.router import router as identity_router
+from backend.invitations import pages as invitation_pages
+from backend.invitations import router as invitations
+from backend.projects.router import router as projects_router
+from tenants.router import account_router, tenants_router
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -64,4 +69,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(health.router)
     app.add_api_route("/metrics", metrics.response, include_in_schema=False)
     app.include_router(account_router)
+    app.include_router(tenants_router)
+    app.include_router(projects_router)
+    app.include_router(identity_router)
+    app.include_router(invitations.tenant_router)
+    app.include_router(invitations.public_router)
+    app.include_router(invitation_pages.router)
+    mount_admin(app, settings)
     return app

@@ -6,8 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.pagination import PageRequest, page_of, paginate
 from tenants.models import AuditEvent
 
 
@@ -42,3 +44,13 @@ def record_audit(
     )
     session.add(event)
     return event
+
+
+async def list_audit_events(
+    session: AsyncSession, page: PageRequest
+) -> tuple[list[AuditEvent], str | None]:
+    """A page of the context tenant's audit log, newest first."""
+    statement = paginate(
+        select(AuditEvent), AuditEvent.created_at, AuditEvent.id, page, newest_first=True
+    )
+    return page_of((await session.scalars(statement)).all(), page)

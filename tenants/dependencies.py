@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import DbSession
@@ -44,6 +45,8 @@ class TenantAccessContext:
     tenant: Tenant
     principal: Principal
     role: TenantRole
+    # What an AccessExtension added to the access query (a project and its membership role...).
+    extra: tuple[Any, ...] = ()
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -63,6 +66,11 @@ class TenantAccessContext:
         if not self.can(action):
             raise Forbidden(f"Your role ({self.role}) may not {action.value}.")
 
+    @property
+    def sees_all_projects(self) -> bool:
+        """Tenant owners and admins see every project, and so does every service client."""
+        return self.principal.is_service_client or self.can(TenantAction.SEE_ALL_PROJECTS)
+
     def project_role(self, membership_role: ProjectRole | None) -> ProjectRole | None:
         """The caller's effective role on a project, from their project membership (if any)."""
         if self.principal.is_service_client:
@@ -70,8 +78,24 @@ class TenantAccessContext:
         return effective_project_role(self.role, membership_role)
 
 
+class AccessExtension(Protocol):
+    """Columns a route needs besides the access decision, fetched by the same single query.
+
+    Both methods add the same number of columns; they arrive as `TenantAccessContext.extra`.
+    The user statement selects `User`, `Membership.role` and `Tenant`; the client statement
+    `OAuthClient` and `Tenant`.
+    """
+
+    def for_user(self, statement: Select[Any]) -> Select[Any]: ...
+
+    def for_client(self, statement: Select[Any]) -> Select[Any]: ...
+
+
 async def _user_access(
-    session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID
+    session: AsyncSession,
+    claims: AccessTokenClaims,
+    tenant_id: uuid.UUID,
+    extension: AccessExtension | None,
 ) -> TenantAccessContext:
     statement = (
         user_principal_statement(claims)
@@ -80,18 +104,23 @@ async def _user_access(
         .join(Tenant, Tenant.id == Membership.tenant_id)
         .where(Membership.tenant_id == tenant_id)
     )
+    if extension is not None:
+        statement = extension.for_user(statement)
     row = (await session.execute(statement)).one_or_none()
     if row is None:
         # The failure path may cost a second query: a dead token is 401, a stranger 404.
         if await session.scalar(user_principal_statement(claims)) is None:
             raise Unauthorized("The access token is no longer valid.")
         raise NotFound(TENANT_NOT_FOUND)
-    user, role, tenant = row
-    return TenantAccessContext(tenant, Principal(claims=claims, user=user), role)
+    user, role, tenant, *extra = row
+    return TenantAccessContext(tenant, Principal(claims=claims, user=user), role, tuple(extra))
 
 
 async def _client_access(
-    session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID
+    session: AsyncSession,
+    claims: AccessTokenClaims,
+    tenant_id: uuid.UUID,
+    extension: AccessExtension | None,
 ) -> TenantAccessContext:
     statement = (
         client_principal_statement(claims)
@@ -99,23 +128,31 @@ async def _client_access(
         .join(Tenant, Tenant.id == OAuthClient.owner_tenant_id)
         .where(OAuthClient.owner_tenant_id == tenant_id)
     )
+    if extension is not None:
+        statement = extension.for_client(statement)
     row = (await session.execute(statement)).one_or_none()
     if row is None:
+        # As for users: a revoked client's token is 401; another tenant's id is 404.
+        if await session.scalar(client_principal_statement(claims)) is None:
+            raise Unauthorized("The access token is no longer valid.")
         raise NotFound(TENANT_NOT_FOUND)
-    client, tenant = row
+    client, tenant, *extra = row
     role = TenantRole(client.role)
-    return TenantAccessContext(tenant, Principal(claims=claims, client=client), role)
+    return TenantAccessContext(tenant, Principal(claims=claims, client=client), role, tuple(extra))
 
 
 async def resolve_tenant_access(
-    session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID
+    session: AsyncSession,
+    claims: AccessTokenClaims,
+    tenant_id: uuid.UUID,
+    extension: AccessExtension | None = None,
 ) -> TenantAccessContext:
     # The context is set before the lookup: membership rows are only visible inside it (RLS).
     await enter_tenant(session, tenant_id)
     if claims.tenant_id is None:
-        access = await _user_access(session, claims, tenant_id)
+        access = await _user_access(session, claims, tenant_id, extension)
     else:
-        access = await _client_access(session, claims, tenant_id)
+        access = await _client_access(session, claims, tenant_id, extension)
     if access.tenant.status is TenantStatus.SUSPENDED:
         raise Forbidden("This tenant is suspended. Contact the platform administrators.")
     return access

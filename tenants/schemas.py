@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from backend.identity.models import ClientRole
+from tenants.models import TenantStatus
 from tenants.roles import TenantRole
 
 
@@ -26,3 +29,73 @@ class UserWithMemberships(BaseModel):
     email_verified_at: datetime | None
     created_at: datetime
     memberships: list[MembershipSummary]
+
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"
+TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TenantSlug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+
+
+class TenantCreate(BaseModel):
+    name: TenantName
+    slug: TenantSlug = Field(description="3 to 63 lower-case letters, digits and inner hyphens.")
+
+
+class TenantUpdate(BaseModel):
+    name: TenantName | None = None
+    slug: TenantSlug | None = None
+
+
+class TenantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    status: TenantStatus
+    created_at: datetime
+    role: TenantRole = Field(description="The caller's role in the tenant.")
+
+
+class MemberOut(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    role: TenantRole
+    created_at: datetime = Field(description="When the user joined the tenant.")
+
+
+class MemberRoleUpdate(BaseModel):
+    role: TenantRole
+
+
+class ServiceClientCreate(BaseModel):
+    name: TenantName
+    role: ClientRole
+
+
+class ServiceClientOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    client_id: str
+    name: str
+    role: ClientRole
+    created_by: uuid.UUID | None
+    created_at: datetime
+
+
+class ServiceClientCreated(ServiceClientOut):
+    client_secret: str = Field(description="Shown once: only its hash is kept.")
+
+
+class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    actor_user_id: uuid.UUID | None
+    actor_client_id: str | None
+    action: str
+    target_type: str
+    target_id: str
+    data: dict[str, Any]
+    created_at: datetime

@@ -1,15 +1,51 @@
-"""Tenant and membership operations. Services take the session and never commit."""
+"""Tenant and membership operations. Services take the session and never commit.
+
+Authorisation by action (the matrix) happens in the routes through `TenantAccess`; the rules
+that depend on the data (the last owner, admins and owners) are enforced here, so that every
+caller (API, invitations, admin panel) gets them.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenants.isolation import cross_tenant
-from tenants.models import Membership, Tenant
-from tenants.schemas import MembershipSummary
+from backend.core.errors import Conflict, Forbidden, NotFound
+from backend.core.pagination import PageRequest, page_of, paginate
+from backend.identity.models import PlatformAuditEvent, User
+from tenants.audit import Actor, record_audit
+from tenants.dependencies import TenantAccessContext
+from tenants.isolation import TenantMismatch, cross_tenant, current_tenant_id, enter_tenant
+from tenants.models import Membership, Tenant, TenantStatus
+from tenants.roles import TenantAction, TenantRole, may_assign_role
+from tenants.schemas import MemberOut, MembershipSummary
+
+MEMBER_NOT_FOUND = "No member of this tenant has this id."
+SLUG_TAKEN = "This slug is taken."
+
+# Work that must happen before a membership row goes, registered by the layers above (the
+# projects layer unassigns the member's tasks): the tenants layer cannot import them.
+MemberCleanup = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
+_member_cleanups: list[MemberCleanup] = []
+
+
+def before_member_removed(cleanup: MemberCleanup) -> MemberCleanup:
+    """Register `cleanup(session, user_id)`, run in the tenant's context before a removal."""
+    _member_cleanups.append(cleanup)
+    return cleanup
+
+
+async def ensure_tenant_context(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Enter `tenant_id` unless already there; refuse to switch silently from another tenant."""
+    current = current_tenant_id(session)
+    if current is None:
+        await enter_tenant(session, tenant_id)
+    elif current != tenant_id:
+        raise TenantMismatch("the session is scoped to another tenant")
 
 
 async def memberships_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[MembershipSummary]:
@@ -23,3 +59,204 @@ async def memberships_of_user(session: AsyncSession, user_id: uuid.UUID) -> list
     async with cross_tenant(session, "a user's own tenants"):
         rows = (await session.execute(statement)).all()
     return [MembershipSummary(tenant_id=t, tenant_name=n, role=r) for t, n, r in rows]
+
+
+async def tenants_of_user(
+    session: AsyncSession, user_id: uuid.UUID, page: PageRequest
+) -> tuple[list[tuple[Tenant, TenantRole]], str | None]:
+    """A page of the user's tenants with their role in each, oldest tenant first."""
+    statement = paginate(
+        select(Tenant, Membership.role)
+        .join(Membership, Membership.tenant_id == Tenant.id)
+        .where(Membership.user_id == user_id),
+        Tenant.created_at,
+        Tenant.id,
+        page,
+    )
+    async with cross_tenant(session, "a user's own tenants"):
+        rows = (await session.execute(statement)).all()
+    return page_of(rows, page, key=lambda row: (row[0].created_at, row[0].id))
+
+
+async def _flush_unique_slug(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the slug is the tenants table's one unique column
+        raise Conflict(SLUG_TAKEN) from exc
+
+
+async def create_tenant(session: AsyncSession, owner: User, name: str, slug: str) -> Tenant:
+    """A new tenant whose first owner is `owner`; the session enters it."""
+    tenant = Tenant(id=uuid.uuid4(), name=name, slug=slug, status=TenantStatus.ACTIVE)
+    session.add(tenant)
+    await _flush_unique_slug(session)
+    await enter_tenant(session, tenant.id)
+    session.add(Membership(user_id=owner.id, role=TenantRole.OWNER))
+    actor = Actor(user_id=owner.id)
+    record_audit(
+        session, actor, "tenant.created", "tenant", tenant.id, {"name": name, "slug": slug}
+    )
+    await session.flush()
+    return tenant
+
+
+async def update_tenant(
+    session: AsyncSession, access: TenantAccessContext, *, name: str | None, slug: str | None
+) -> Tenant:
+    tenant = access.tenant
+    changes = {
+        field: {"from": getattr(tenant, field), "to": value}
+        for field, value in (("name", name), ("slug", slug))
+        if value is not None and value != getattr(tenant, field)
+    }
+    if not changes:
+        return tenant
+    for field, change in changes.items():
+        setattr(tenant, field, change["to"])
+    record_audit(session, access.actor, "tenant.updated", "tenant", tenant.id, changes)
+    await _flush_unique_slug(session)
+    return tenant
+
+
+async def delete_tenant(session: AsyncSession, access: TenantAccessContext) -> None:
+    """Delete the tenant; its rows in every tenant table go with it (ON DELETE CASCADE).
+
+    The tenant's own audit log goes too, so the deletion is recorded in the platform log.
+    """
+    tenant = access.tenant
+    session.add(
+        PlatformAuditEvent(
+            actor_user_id=access.principal.user_id,
+            action="tenant.deleted",
+            target_type="tenant",
+            target_id=str(tenant.id),
+            data={"name": tenant.name, "slug": tenant.slug},
+        )
+    )
+    await session.execute(delete(Tenant).where(Tenant.id == tenant.id))
+
+
+async def set_tenant_status(
+    session: AsyncSession, tenant_id: uuid.UUID, status: TenantStatus, actor: Actor
+) -> Tenant:
+    """Suspend or reactivate a tenant (the admin panel); a suspended tenant's API answers 403."""
+    await ensure_tenant_context(session, tenant_id)
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such tenant.")
+    if tenant.status is not status:
+        previous, tenant.status = tenant.status, status
+        data = {"status": {"from": previous.value, "to": status.value}}
+        action = "tenant.suspended" if status is TenantStatus.SUSPENDED else "tenant.reactivated"
+        record_audit(session, actor, action, "tenant", tenant_id, data)
+        await session.flush()
+    return tenant
+
+
+def _member_statement():
+    return select(
+        Membership.user_id, User.email, User.full_name, Membership.role, Membership.created_at
+    ).join(User, User.id == Membership.user_id)
+
+
+async def list_members(
+    session: AsyncSession, page: PageRequest
+) -> tuple[list[MemberOut], str | None]:
+    """A page of the context tenant's members, in the order they joined."""
+    statement = paginate(_member_statement(), Membership.created_at, Membership.user_id, page)
+    rows, cursor = page_of(
+        (await session.execute(statement)).all(), page, key=lambda r: (r.created_at, r.user_id)
+    )
+    return [MemberOut.model_validate(row, from_attributes=True) for row in rows], cursor
+
+
+async def get_member(session: AsyncSession, user_id: uuid.UUID) -> MemberOut:
+    row = (await session.execute(_member_statement().where(Membership.user_id == user_id))).first()
+    if row is None:
+        raise NotFound(MEMBER_NOT_FOUND)
+    return MemberOut.model_validate(row, from_attributes=True)
+
+
+async def add_member(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, role: TenantRole, actor: Actor
+) -> Membership:
+    """Make `user_id` a member of the tenant with `role` (accepting an invitation does this).
+
+    Idempotent: an existing membership is returned as it is, its role unchanged (an invitation
+    never silently promotes or demotes). Whether the actor may grant `role` is the caller's
+    check: `tenants.roles.may_assign_role`.
+    """
+    await ensure_tenant_context(session, tenant_id)
+    existing = await session.scalar(select(Membership).where(Membership.user_id == user_id))
+    if existing is not None:
+        return existing
+    membership = Membership(user_id=user_id, role=role)
+    session.add(membership)
+    record_audit(session, actor, "member.added", "user", user_id, {"role": role.value})
+    await session.flush()
+    return membership
+
+
+async def _membership(session: AsyncSession, user_id: uuid.UUID) -> Membership:
+    membership = await session.scalar(select(Membership).where(Membership.user_id == user_id))
+    if membership is None:
+        raise NotFound(MEMBER_NOT_FOUND)
+    return membership
+
+
+async def _ensure_another_owner(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """409 unless an owner other than `user_id` remains; the lock orders concurrent changes."""
+    owners = await session.scalars(
+        select(Membership.user_id).where(Membership.role == TenantRole.OWNER).with_for_update()
+    )
+    if not set(owners) - {user_id}:
+        raise Conflict("A tenant keeps at least one owner: make someone else owner first.")
+
+
+def _require_may_assign(
+    access: TenantAccessContext, current: TenantRole, new: TenantRole | None
+) -> None:
+    if not may_assign_role(access.role, current, new):
+        raise Forbidden(
+            f"Your role ({access.role}) may not change an owner's membership nor grant owner."
+        )
+
+
+async def change_member_role(
+    session: AsyncSession, access: TenantAccessContext, user_id: uuid.UUID, role: TenantRole
+) -> MemberOut:
+    access.require(TenantAction.MANAGE_MEMBERS)
+    membership = await _membership(session, user_id)
+    previous = membership.role
+    _require_may_assign(access, previous, role)
+    if previous is not role:
+        if previous is TenantRole.OWNER:
+            await _ensure_another_owner(session, user_id)
+        membership.role = role
+        data = {"role": {"from": previous.value, "to": role.value}}
+        record_audit(session, access.actor, "member.role_changed", "user", user_id, data)
+        await session.flush()
+    return await get_member(session, user_id)
+
+
+async def remove_member(
+    session: AsyncSession, access: TenantAccessContext, user_id: uuid.UUID
+) -> None:
+    """Remove a member, or let the caller leave (`user_id` is theirs); never the last owner.
+
+    Their project memberships go with it (ON DELETE CASCADE), and the registered cleanups run
+    first (their tasks are unassigned).
+    """
+    leaving = access.principal.user_id == user_id
+    if not leaving:
+        access.require(TenantAction.MANAGE_MEMBERS)
+    role = (await _membership(session, user_id)).role
+    if not leaving:
+        _require_may_assign(access, role, None)
+    if role is TenantRole.OWNER:
+        await _ensure_another_owner(session, user_id)
+    for cleanup in _member_cleanups:
+        await cleanup(session, user_id)
+    await session.execute(delete(Membership).where(Membership.user_id == user_id))
+    action = "member.left" if leaving else "member.removed"
+    record_audit(session, access.actor, action, "user", user_id, {"role": role.value})

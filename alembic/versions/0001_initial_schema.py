@@ -396,6 +396,10 @@ def upgrade() -> None:
             name=op.f("fk_invitations_tenant_id_tenants"),
             ondelete="CASCADE",
         ),
+        sa.CheckConstraint(
+            "(project_id IS NULL) = (project_role IS NULL)",
+            name=op.f("ck_invitations_project_fields_together"),
+        ),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_invitations")),
     )
     with op.batch_alter_table("invitations", schema=None) as batch_op:
@@ -409,6 +413,20 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_invitations_tenant_id_token_hash", ["tenant_id", "token_hash"], unique=True
+        )
+        batch_op.create_index(
+            "ix_invitations_tenant_id_email_pending",
+            ["tenant_id", "email"],
+            unique=True,
+            sqlite_where=sa.text("status = 'pending' AND project_id IS NULL"),
+            postgresql_where=sa.text("status = 'pending' AND project_id IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_invitations_tenant_id_project_id_email_pending",
+            ["tenant_id", "project_id", "email"],
+            unique=True,
+            sqlite_where=sa.text("status = 'pending' AND project_id IS NOT NULL"),
+            postgresql_where=sa.text("status = 'pending' AND project_id IS NOT NULL"),
         )
 
     op.create_table(
@@ -551,7 +569,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_tasks_tenant_id_assignee_id", ["tenant_id", "assignee_id"], unique=False
+            "ix_tasks_tenant_id_assignee_id_project_id_created_at_id",
+            ["tenant_id", "assignee_id", "project_id", "created_at", "id"],
+            unique=False,
         )
         batch_op.create_index(
             "ix_tasks_tenant_id_project_id_created_at_id",
@@ -577,7 +597,7 @@ def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_tasks_tenant_id_project_id_status_created_at_id")
         batch_op.drop_index("ix_tasks_tenant_id_project_id_created_at_id")
-        batch_op.drop_index("ix_tasks_tenant_id_assignee_id")
+        batch_op.drop_index("ix_tasks_tenant_id_assignee_id_project_id_created_at_id")
 
     op.drop_table("tasks")
     with op.batch_alter_table("refresh_tokens", schema=None) as batch_op:
@@ -591,6 +611,8 @@ def downgrade() -> None:
 
     op.drop_table("project_members")
     with op.batch_alter_table("invitations", schema=None) as batch_op:
+        batch_op.drop_index("ix_invitations_tenant_id_project_id_email_pending")
+        batch_op.drop_index("ix_invitations_tenant_id_email_pending")
         batch_op.drop_index("ix_invitations_tenant_id_token_hash")
         batch_op.drop_index("ix_invitations_tenant_id_email_status")
         batch_op.drop_index("ix_invitations_tenant_id_created_at_id")

@@ -6,7 +6,10 @@ and a delivery failure is logged (with the request id) instead of breaking the r
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -16,7 +19,7 @@ import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.config import EmailBackend, Settings
+from backend.core.config import VAR_DIR, EmailBackend, Settings
 from backend.core.database import call_after_commit
 
 logger = logging.getLogger(__name__)
@@ -55,17 +58,27 @@ class MailBackend(Protocol):
 
 
 class ConsoleBackend:
+    """Logs who was mailed what; never the body, whose links carry live tokens.
+
+    Outside production the whole message is also saved under `var/mail/`, so that a developer
+    can open the links without an SMTP server and without tokens in the log.
+    """
+
     def __init__(self, settings: Settings) -> None:
-        # Outside production the body is logged so that links can be followed by hand; in
-        # production it would put live tokens in the log.
-        self.log_body = not settings.is_production
+        self.outbox = None if settings.is_production else VAR_DIR / "mail"
 
     async def deliver(self, message: EmailMessage) -> None:
         extra: dict[str, Any] = {"mail_to": message["To"], "subject": message["Subject"]}
-        if self.log_body:
-            body = message.get_body(preferencelist=("plain",))
-            extra["body"] = body.get_content() if body else ""
+        if self.outbox is not None:
+            extra["saved_to"] = str(await asyncio.to_thread(self._save, message))
         logger.info("mail (console backend)", extra=extra)
+
+    def _save(self, message: EmailMessage) -> Path:
+        assert self.outbox is not None  # noqa: S101 (only called when an outbox is set)
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        path = self.outbox / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
+        path.write_bytes(message.as_bytes())
+        return path
 
 
 class SmtpBackend:

@@ -20,6 +20,7 @@ access_logger = logging.getLogger("backend.access")
 REQUEST_ID_HEADER = "x-request-id"
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNMATCHED_ROUTE = "<unmatched>"
+SECRET_PATH_PARAMETER = "{token}"  # noqa: S105 (a route placeholder, not a secret)
 
 
 class Metrics:
@@ -47,6 +48,11 @@ class Metrics:
 def route_template(scope: Scope) -> str:
     route = scope.get("route")
     return getattr(route, "path", None) or UNMATCHED_ROUTE
+
+
+def loggable_path(scope: Scope, route: str) -> str:
+    """The raw path, unless the route carries a secret in it (an invitation token)."""
+    return route if SECRET_PATH_PARAMETER in route else scope["path"]
 
 
 class ObservabilityMiddleware:
@@ -83,7 +89,7 @@ class ObservabilityMiddleware:
                 "request",
                 extra={
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": loggable_path(scope, route),
                     "route": route,
                     "status": status,
                     "duration_ms": round(duration * 1000, 2),

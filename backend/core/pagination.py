@@ -34,20 +34,31 @@ class Page(BaseModel, Generic[ItemT]):
 @dataclass(frozen=True)
 class PageRequest:
     limit: int
-    after: tuple[datetime, uuid.UUID] | None
+    # The last row's created_at and id; the id as text, since not every key is a UUID.
+    after: tuple[datetime, str] | None
 
 
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+def encode_cursor(created_at: datetime, row_id: uuid.UUID | str) -> str:
     raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
+        if not isinstance(row_id, str):
+            raise TypeError("the id is not text")
+        return datetime.fromisoformat(created_at), row_id
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        raise BadRequest("The cursor is not valid.") from exc
+
+
+def _typed_id(row_id: InstrumentedAttribute[Any], text: str) -> Any:
+    """The cursor's id in the key column's Python type (UUID, or str for a text key)."""
+    try:
+        return row_id.type.python_type(text)
+    except (ValueError, TypeError) as exc:
         raise BadRequest("The cursor is not valid.") from exc
 
 
@@ -71,9 +82,8 @@ def paginate(
 ) -> Select[Any]:
     """Order by `(created_at, id)` after the cursor, with one extra row to tell if more exist."""
     if page.after is not None:
-        after_created, after_uuid = page.after
-        # A text key (an OAuth client id) holds the UUID's text; compare like with like.
-        after_id: Any = str(after_uuid) if row_id.type.python_type is str else after_uuid
+        after_created, after_text = page.after
+        after_id = _typed_id(row_id, after_text)
         if newest_first:
             statement = statement.where(
                 or_(
@@ -106,5 +116,4 @@ def page_of(
     items = list(rows[: page.limit])
     if len(rows) <= page.limit:
         return items, None
-    created_at, row_id = key(items[-1])
-    return items, encode_cursor(created_at, uuid.UUID(str(row_id)))
+    return items, encode_cursor(*key(items[-1]))

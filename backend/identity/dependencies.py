@@ -9,12 +9,19 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import Select, exists, or_, select, true
 
 from backend.core.database import DbSession
 from backend.core.errors import Forbidden, Unauthorized
 from backend.identity.keys import AccessTokenClaims, InvalidAccessToken, KeyRing
-from backend.identity.models import ClientRole, OAuthClient, RevokedAccessToken, User
+from backend.identity.models import (
+    ClientRole,
+    OAuthClient,
+    RefreshToken,
+    RevokedAccessToken,
+    User,
+)
+from backend.identity.passwords import Passwords
 
 # Documents the password flow in OpenAPI, so /docs has a working Authorize button.
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/oauth/token", auto_error=False)
@@ -68,6 +75,16 @@ def _not_revoked(claims: AccessTokenClaims):
     return ~exists().where(RevokedAccessToken.jti == claims.jwt_id)
 
 
+def _session_not_revoked(claims: AccessTokenClaims):
+    """The sign-in session (refresh-token family) named by `sid` has not been ended."""
+    if claims.session_id is None:
+        return true()
+    return ~exists().where(
+        RefreshToken.family_id == _uuid_or_nil(claims.session_id),
+        RefreshToken.revoked_at.is_not(None),
+    )
+
+
 def user_principal_statement(claims: AccessTokenClaims) -> Select[tuple[User]]:
     """The active user behind `claims`, or no row: deactivated, logged out everywhere, revoked.
 
@@ -80,6 +97,7 @@ def user_principal_statement(claims: AccessTokenClaims) -> Select[tuple[User]]:
         User.is_active.is_(True),
         or_(User.tokens_valid_after.is_(None), User.tokens_valid_after <= issued_at),
         _not_revoked(claims),
+        _session_not_revoked(claims),
     )
 
 
@@ -121,3 +139,10 @@ async def _current_user(principal: CurrentPrincipal) -> User:
 
 
 CurrentUser = Annotated[User, Depends(_current_user)]
+
+
+def _passwords(request: Request) -> Passwords:
+    return request.app.state.passwords
+
+
+AppPasswords = Annotated[Passwords, Depends(_passwords)]

@@ -65,6 +65,8 @@ class AccessTokenClaims:
     expires_at: int
     tenant_id: uuid.UUID | None
     scope: str
+    # The refresh-token family (sign-in session) the token belongs to; None for service clients.
+    session_id: str | None = None
 
 
 class KeyRing:
@@ -91,8 +93,15 @@ class KeyRing:
         client_id: str,
         tenant_id: uuid.UUID | None = None,
         scope: str = "",
+        session_id: str | None = None,
+        not_before: int = 0,
     ) -> str:
-        now = int(time.time())
+        """Sign an access token. `not_before` raises `iat` to a user's `tokens_valid_after`.
+
+        `iat` has whole seconds, so a token minted in the same second as a "log out everywhere"
+        would look older than the cut-off; lifting `iat` to the cut-off keeps it valid.
+        """
+        now = max(int(time.time()), not_before)
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
@@ -106,6 +115,8 @@ class KeyRing:
             claims["tid"] = str(tenant_id)
         if scope:
             claims["scope"] = scope
+        if session_id is not None:
+            claims["sid"] = session_id
         header = {
             "alg": _ALGORITHM_BY_KEY[self.signing_key.key_type],
             "typ": ACCESS_TOKEN_TYPE,
@@ -142,6 +153,7 @@ class KeyRing:
                 expires_at=int(claims["exp"]),
                 tenant_id=tenant_id,
                 scope=str(claims.get("scope", "")),
+                session_id=str(claims["sid"]) if "sid" in claims else None,
             )
         except (JoseError, ValueError, KeyError, TypeError) as exc:
             raise InvalidAccessToken(str(exc)) from exc

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum
+from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
 from tenants.models import Tenant
@@ -23,9 +23,19 @@ class InvitationStatus(StrEnum):
     EXPIRED = "expired"
 
 
+# One pending invitation per tenant, project and email. Two partial indexes rather than one,
+# because a unique index treats NULL project ids as distinct (and SQLite has no NULLS NOT
+# DISTINCT): one for tenant-only invitations, one for project invitations.
+_PENDING_TENANT_ONLY = text("status = 'pending' AND project_id IS NULL")
+_PENDING_IN_PROJECT = text("status = 'pending' AND project_id IS NOT NULL")
+
+
 class Invitation(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "invitations"
     __table_args__ = (
+        CheckConstraint(
+            "(project_id IS NULL) = (project_role IS NULL)", name="project_fields_together"
+        ),
         ForeignKeyConstraint(
             ["tenant_id", "project_id"],
             ["projects.tenant_id", "projects.id"],
@@ -34,14 +44,32 @@ class Invitation(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
         Index("ix_invitations_tenant_id_token_hash", "tenant_id", "token_hash", unique=True),
         Index("ix_invitations_tenant_id_email_status", "tenant_id", "email", "status"),
         Index("ix_invitations_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        Index(
+            "ix_invitations_tenant_id_email_pending",
+            "tenant_id",
+            "email",
+            unique=True,
+            sqlite_where=_PENDING_TENANT_ONLY,
+            postgresql_where=_PENDING_TENANT_ONLY,
+        ),
+        Index(
+            "ix_invitations_tenant_id_project_id_email_pending",
+            "tenant_id",
+            "project_id",
+            "email",
+            unique=True,
+            sqlite_where=_PENDING_IN_PROJECT,
+            postgresql_where=_PENDING_IN_PROJECT,
+        ),
     )
 
-    email: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str] = mapped_column(String(320))  # normalised, like users.email
     role: Mapped[TenantRole] = mapped_column(string_enum(TenantRole, "tenant_role"))
     project_id: Mapped[uuid.UUID | None]
     project_role: Mapped[ProjectRole | None] = mapped_column(
         string_enum(ProjectRole, "project_role")
     )
+    # SHA-256 of the whole token, whose first part is the tenant id: see invitations/tokens.py.
     token_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[InvitationStatus] = mapped_column(
         string_enum(InvitationStatus, "invitation_status"), default=InvitationStatus.PENDING
@@ -57,3 +85,11 @@ class Invitation(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
 
     tenant: Mapped[Tenant] = relationship(lazy="raise")
     inviter: Mapped[User | None] = relationship(foreign_keys=[invited_by], lazy="raise")
+
+    @property
+    def current_status(self) -> InvitationStatus:
+        """The status as people see it: a pending invitation past its expiry is expired, whether
+        or not a later write has marked the row so yet."""
+        if self.status is InvitationStatus.PENDING and self.expires_at <= utcnow():
+            return InvitationStatus.EXPIRED
+        return self.status

@@ -90,7 +90,15 @@ class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
             "created_at",
             "id",
         ),
-        Index("ix_tasks_tenant_id_assignee_id", "tenant_id", "assignee_id"),
+        # Serves the assignee filter in its list order, and unassigning (by tenant, by project).
+        Index(
+            "ix_tasks_tenant_id_assignee_id_project_id_created_at_id",
+            "tenant_id",
+            "assignee_id",
+            "project_id",
+            "created_at",
+            "id",
+        ),
     )
 
     project_id: Mapped[uuid.UUID]

@@ -1,0 +1,316 @@
+"""`AdminView`: a SQLAdmin `ModelView` whose reads and writes stay in the request's scope.
+
+Which rows a view reaches is decided by the session (`admin.scoping`): SQLAdmin's list, count,
+export, details, its bare-primary-key re-selects for edit and delete, and the pickers all run
+through it. What this class adds:
+
+- writes of its own (insert, update, delete, custom actions), each in one transaction that never
+  uses the platform bypass: the write session is in the row's tenant (`enter_row_tenant`), so
+  `tenant_id` is forced, rows never move, and the services' rules hold; the audit event goes
+  into the same transaction;
+- a 404, never a 403, for a primary key out of reach;
+- `scope_criteria` for the one global table tenant admins see (their own tenant's row);
+- form pickers for foreign keys (`admin.pickers`) and safe enum fields;
+- a refusal, at start-up, of any view that would show or edit a hash or a secret.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from sqladmin import ModelView
+from sqladmin.exceptions import SQLAdminException
+from sqladmin.helpers import get_object_identifier, get_primary_keys, object_identifier_values
+from sqlalchemy import Enum, Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ColumnProperty
+from sqlalchemy.sql.elements import ColumnElement
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from wtforms import Form
+from wtforms.fields.core import UnboundField
+
+from admin.audit import audit_data, audit_value, record_admin_write
+from admin.filters import tenant_filter
+from admin.pickers import Picker, optional_uuid
+from admin.scoping import AdminScope, current_scope, current_scope_or_none, enter_row_tenant
+from backend.core.database import run_after_commit
+from backend.core.errors import Problem
+from tenants.isolation import TenantScoped
+
+SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "client_secret_hash"})
+
+RowAction = Callable[[AsyncSession, AdminScope, Any], Awaitable[None]]
+
+
+class AdminWriteRefused(SQLAdminException):
+    """A write the admin may not make; SQLAdmin shows the message on the form or the list."""
+
+
+def _found(model: Any) -> Any:
+    if model is None:
+        raise HTTPException(status_code=404)
+    return model
+
+
+class AdminView(ModelView):
+    page_size = 25
+    can_import = False
+    # Foreign keys set through a picker; listed in form_create_rules/form_edit_rules to appear.
+    form_pickers: ClassVar[dict[str, Picker]] = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._refuse_secrets()
+        self.form_args = {**self._enum_field_args(), **self.form_args}
+
+    def _refuse_secrets(self) -> None:
+        shown = [
+            *self._list_prop_names,
+            *self._details_prop_names,
+            *(self._form_prop_names if self.can_create or self.can_edit else ()),
+            *self._export_prop_names,
+            *self._search_fields,
+            *self._sort_fields,
+            *self.form_pickers,
+        ]
+        leaked = SECRET_COLUMNS & {name.rsplit(".", 1)[-1] for name in shown}
+        if leaked:
+            raise TypeError(f"{type(self).__name__} would show {sorted(leaked)}")
+
+    def _enum_field_args(self) -> dict[str, dict[str, Any]]:
+        # SQLAdmin coerces an enum member by its *name* ("OWNER"), which matches none of the
+        # choices (values, "owner"): an edit form would then save the first choice instead.
+        enum_fields = {}
+        for name in self._form_prop_names:
+            prop = self._mapper.attrs.get(name)
+            if isinstance(prop, ColumnProperty) and isinstance(prop.columns[0].type, Enum):
+                enum_fields[name] = {"coerce": str}
+        return enum_fields
+
+    # -- which rows -------------------------------------------------------------------------
+
+    def scope_criteria(self, scope: AdminScope) -> Sequence[ColumnElement[bool]]:
+        """Extra criteria for global tables; tenant tables are scoped by the session itself."""
+        return ()
+
+    def list_query(self, request: Request) -> Select:
+        return select(self.model).where(*self.scope_criteria(current_scope()))
+
+    def count_query(self, request: Request) -> Select:
+        return super().count_query(request).where(*self.scope_criteria(current_scope()))
+
+    def _stmt_by_identifier(self, identifier: str) -> Select:
+        try:
+            statement = super()._stmt_by_identifier(identifier)
+        except (TypeError, ValueError) as exc:
+            raise HTTPException(status_code=404) from exc
+        return statement.where(*self.scope_criteria(current_scope()))
+
+    def get_filters(self) -> list[Any]:
+        filters = list(super().get_filters())
+        scope = current_scope_or_none()
+        if scope and scope.platform and issubclass(self.model, TenantScoped):
+            filters.insert(0, tenant_filter(self.model.tenant_id))
+        return filters
+
+    async def fetch(self, session: AsyncSession, pk: str) -> Any:
+        return _found(await session.scalar(self._stmt_by_identifier(pk)))
+
+    async def check_can_view_details(self, request: Request, model: Any) -> bool:
+        return await super().check_can_view_details(request, _found(model))
+
+    async def check_can_edit(self, request: Request, model: Any) -> bool:
+        return await super().check_can_edit(request, _found(model))
+
+    async def check_can_delete(self, request: Request, model: Any) -> bool:
+        return await super().check_can_delete(request, _found(model))
+
+    # -- forms --------------------------------------------------------------------------------
+
+    async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
+        form = await super().scaffold_form()  # every field; pruned to `rules` below
+        scope = current_scope()
+        pickers = {
+            name: picker
+            for name, picker in self.form_pickers.items()
+            if (scope.platform or not picker.platform_only) and (not rules or name in rules)
+        }
+        if pickers:
+            async with self.session_maker() as session:
+                for name, picker in pickers.items():
+                    setattr(form, name, picker.field(await picker.choices(session, scope)))
+        if rules:
+            self._validate_form_class(rules, form)
+            for name, field in vars(form).items():
+                if isinstance(field, UnboundField) and name in rules:
+                    field.creation_counter = rules.index(name)
+        return form
+
+    async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
+        data = await super().get_form_data_for_edit(obj)
+        data.update({name: getattr(obj, name) for name in self.form_pickers})
+        return data
+
+    def apply_form_data(self, obj: Any, data: dict[str, Any]) -> None:
+        for key, value in data.items():
+            relation = self._mapper.relationships.get(key)
+            if relation is not None:
+                values = object_identifier_values(str(value), relation.entity)
+                remote = dict(zip(get_primary_keys(relation.entity), values, strict=True))
+                for local_column, remote_column in relation.local_remote_pairs or ():
+                    setattr(obj, local_column.key, remote[remote_column])
+                continue
+            if value in ("", None) and self._mapper.columns[key].nullable:
+                value = None
+            setattr(obj, key, value)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def tenant_of(self, obj: Any) -> uuid.UUID | None:
+        """The tenant a write on `obj` concerns (its context, its audit log), or None."""
+        return obj.tenant_id if isinstance(obj, TenantScoped) else None
+
+    def tenant_of_identifier(self, identifier: str) -> uuid.UUID | None:
+        """The tenant named by a row identifier, before the row is read (platform writes)."""
+        if not issubclass(self.model, TenantScoped):
+            return None
+        try:
+            values = object_identifier_values(identifier, self.model)
+        except (TypeError, ValueError) as exc:
+            raise HTTPException(status_code=404) from exc
+        position = [column.key for column in get_primary_keys(self.model)].index("tenant_id")
+        return values[position]
+
+    def audit_target_id(self, obj: Any) -> object:
+        return getattr(obj, "id", None) or get_object_identifier(obj)
+
+    def describe(self, obj: Any) -> dict[str, Any]:
+        return {
+            prop.key: audit_value(getattr(obj, prop.key))
+            for prop in self._mapper.column_attrs
+            if prop.key in self._details_prop_names
+        }
+
+    async def audit(
+        self, session: AsyncSession, scope: AdminScope, verb: str, obj: Any, data: dict[str, Any]
+    ) -> None:
+        await record_admin_write(
+            session,
+            scope,
+            f"{self.identity}.{verb}",
+            self.identity,
+            self.audit_target_id(obj),
+            tenant_id=self.tenant_of(obj),
+            data=data,
+        )
+
+    @asynccontextmanager
+    async def writing(
+        self, scope: AdminScope, tenant_id: uuid.UUID | None = None
+    ) -> AsyncIterator[AsyncSession]:
+        """One write transaction (in `tenant_id` for the platform view), committed once, then
+        its after-commit work (mail); the database's refusals come back as the admin's error."""
+        try:
+            async with self.session_maker.writing() as session:
+                await enter_row_tenant(session, scope, tenant_id)
+                yield session
+                await session.commit()
+        except IntegrityError as exc:
+            raise AdminWriteRefused(
+                "The database refused this change: a duplicate, or a project or member that "
+                "does not belong to the row's tenant."
+            ) from exc
+        await run_after_commit(session)
+
+    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+        """The generic create; views with a service for it override this."""
+        obj = self.model()
+        self.apply_form_data(obj, data)
+        if "created_by" in self._mapper.columns:
+            obj.created_by = scope.user_id
+        session.add(obj)
+        await session.flush()
+        await self.audit(session, scope, "created", obj, audit_data(data))
+        return obj
+
+    async def update_row(
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+    ) -> None:
+        """The generic edit; views with a service for it override this."""
+        before = {prop.key: getattr(obj, prop.key) for prop in self._mapper.column_attrs}
+        self.apply_form_data(obj, data)
+        changes = {
+            key: {"from": audit_value(old), "to": audit_value(getattr(obj, key))}
+            for key, old in before.items()
+            if getattr(obj, key) != old and key not in SECRET_COLUMNS
+        }
+        await session.flush()
+        if changes:
+            await self.audit(session, scope, "updated", obj, changes)
+
+    async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
+        """The generic delete; views with a service for it override this."""
+        described = self.describe(obj)
+        await session.delete(obj)
+        await session.flush()
+        await self.audit(session, scope, "deleted", obj, described)
+
+    async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
+        scope = current_scope()
+        if issubclass(self.model, TenantScoped):
+            # Forced in the tenant view: the form has no such field, and none is taken.
+            data = {**data, "tenant_id": scope.tenant_id or optional_uuid(data.get("tenant_id"))}
+            if data["tenant_id"] is None:
+                raise AdminWriteRefused("Pick a tenant.")
+        async with self.writing(scope, data.get("tenant_id")) as session:
+            return await self.create_row(session, scope, data)
+
+    async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
+        scope = current_scope()
+        primary_keys = {column.key for column in get_primary_keys(self.model)}
+        async with self.writing(scope, self.tenant_of_identifier(pk)) as session:
+            obj = await self.fetch(session, pk)
+            # Primary keys (tenant_id among them) never change: rows never move.
+            changes = {key: value for key, value in data.items() if key not in primary_keys}
+            await self.update_row(session, scope, obj, changes)
+        return obj
+
+    async def delete_model(self, request: Request, pk: Any) -> None:
+        scope = current_scope()
+        async with self.writing(scope, self.tenant_of_identifier(pk)) as session:
+            await self.delete_row(session, scope, await self.fetch(session, pk))
+
+    # -- custom actions -----------------------------------------------------------------------
+
+    async def run_action(self, request: Request, act: RowAction) -> Response:
+        """Apply `act` to every row named by `?pks=` in one transaction: all of them, or none
+        (a row out of reach is a 404; a refused change comes back as the list's error)."""
+        scope = current_scope()
+        pks = [pk for pk in request.query_params.get("pks", "").split(",") if pk]
+        list_url = request.url_for("admin:list", identity=self.identity)
+        if not pks:
+            return RedirectResponse(list_url.include_query_params(error="Select a row."), 302)
+        try:
+            async with self.writing(scope) as session:
+                for pk in pks:
+                    await enter_row_tenant(session, scope, self.tenant_of_identifier(pk))
+                    await act(session, scope, await self.fetch(session, pk))
+        except (AdminWriteRefused, Problem) as exc:
+            return RedirectResponse(list_url.include_query_params(error=str(exc)), 302)
+        if len(pks) == 1:
+            return RedirectResponse(
+                request.url_for("admin:details", identity=self.identity, pk=pks[0]), 302
+            )
+        return RedirectResponse(list_url, 302)
+
+
+class ReadOnlyView(AdminView):
+    can_create = False
+    can_edit = False
+    can_delete = False

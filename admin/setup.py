@@ -1,0 +1,134 @@
+"""The one SQLAdmin instance of the app, mounted at /admin on the API's engine and sessions."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqladmin import Admin, BaseView, ModelView, expose
+from sqladmin._menu import CategoryMenu, ViewMenu
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from admin.auth import (
+    ADMIN_PATH,
+    PICKER_PATH,
+    REFUSED,
+    SESSION_TENANT,
+    AdminAuth,
+    eligible_tenants,
+    request_scope,
+)
+from admin.csrf import CsrfTokens
+from admin.permissions import PICKER, ScopeGrants
+from admin.pickers import optional_uuid
+from admin.scoping import AdminSessionMaker
+from admin.views_identity import (
+    OAuthClientAdmin,
+    PlatformAuditEventAdmin,
+    RefreshTokenAdmin,
+    UserAdmin,
+)
+from admin.views_tenancy import AuditEventAdmin, InvitationAdmin, MembershipAdmin, TenantAdmin
+from admin.views_work import ProjectAdmin, ProjectMemberAdmin, TaskAdmin
+from backend.core.config import Settings
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+MODEL_VIEWS = (
+    TenantAdmin,
+    MembershipAdmin,
+    InvitationAdmin,
+    AuditEventAdmin,
+    ProjectAdmin,
+    ProjectMemberAdmin,
+    TaskAdmin,
+    UserAdmin,
+    OAuthClientAdmin,
+    RefreshTokenAdmin,
+    PlatformAuditEventAdmin,
+)
+
+
+class TenantPicker(BaseView):
+    """Where a tenant owner or admin of several tenants picks one, and comes back to switch."""
+
+    name = "Switch tenant"
+    icon = "fa-solid fa-right-left"
+
+    def is_visible(self, request: Request) -> bool:
+        scope = request_scope(request)
+        return scope is not None and not scope.platform
+
+    @expose(PICKER_PATH, methods=["GET", "POST"], identity=PICKER)
+    async def pick(self, request: Request) -> Response:
+        scope = request_scope(request)
+        auth: AdminAuth = self._admin_ref.authentication_backend
+        if scope is None or scope.platform:
+            return RedirectResponse(request.url_for("admin:index"), status_code=302)
+        async with auth.main_app.state.database.session_factory() as session:
+            tenants = await eligible_tenants(session, scope.user_id)
+        if not tenants:  # no longer an owner or admin anywhere: out, with the reason
+            request.session.clear()
+            return await auth.login_page(request, REFUSED, 403)
+        error = ""
+        if request.method == "POST":
+            try:
+                chosen = optional_uuid((await request.form()).get("tenant_id"))
+            except ValueError:
+                chosen = None
+            if chosen in {tenant.tenant_id for tenant in tenants}:
+                request.session[SESSION_TENANT] = str(chosen)
+                return RedirectResponse(request.url_for("admin:index"), status_code=302)
+            error = "Pick one of your tenants."
+        context = {"tenants": tenants, "current": scope.tenant_id, "error": error}
+        return await self.templates.TemplateResponse(request, "tenant_picker.html", context)
+
+
+class _Category(CategoryMenu):
+    """A menu category shown only when one of its views is open to the signed-in admin."""
+
+    def is_visible(self, request: Request) -> bool:
+        return any(
+            child.is_visible(request) and child.is_accessible(request) for child in self.children
+        )
+
+
+class TenantDeskAdmin(Admin):
+    def __init__(self, app: FastAPI, settings: Settings) -> None:
+        tokens = CsrfTokens(settings.secret_key_value())
+        auth = AdminAuth(app, settings, tokens)
+        super().__init__(
+            app,
+            session_maker=AdminSessionMaker(app),  # type: ignore[arg-type]
+            base_url=ADMIN_PATH,
+            title="tenantdesk admin",
+            templates_dir=str(TEMPLATES),
+            authentication_backend=auth,
+            authorization_backend=ScopeGrants(),
+        )
+        self.main_app = app
+        auth.templates = self.templates
+        self.templates.env.globals["csrf_token"] = lambda request: tokens.for_session(
+            request.session
+        )
+        self.templates.env.globals["admin_scope"] = request_scope
+        # SQLAdmin configures a view through class attributes (session maker, templates, admin):
+        # a subclass per Admin keeps two apps in one process (tests, a live server) apart.
+        for view in (*MODEL_VIEWS, TenantPicker):
+            self.add_view(types.new_class(view.__name__, (view,)))
+
+    def _build_menu(self, view: ModelView | BaseView) -> None:
+        if not view.category:
+            super()._build_menu(view)
+            return
+        category = _Category(name=view.category, icon=view.category_icon)
+        category.add_child(ViewMenu(view=view, name=view.name, icon=view.icon))
+        self._menu.add(category)
+
+
+def mount_admin(app: FastAPI, settings: Settings) -> Admin:
+    """Mount the admin panel at /admin: one Admin, one view per model, and the tenant picker."""
+    app.state.admin = TenantDeskAdmin(app, settings)
+    return app.state.admin

@@ -1,0 +1,151 @@
+"""Views of the global identity tables: superusers only (see `admin.permissions`).
+
+Hashes and secrets are never listed (`AdminView` refuses a view that would show one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqladmin import action
+from sqladmin.filters import BooleanFilter
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from admin.audit import record_admin_write
+from admin.base import AdminView, AdminWriteRefused, ReadOnlyView
+from admin.scoping import AdminScope
+from backend.identity import service as identity
+from backend.identity.models import OAuthClient, PlatformAuditEvent, RefreshToken, User
+
+IDENTITY = "Identity"
+
+
+class UserAdmin(AdminView, model=User):
+    name = "User"
+    icon = "fa-solid fa-user"
+    category = IDENTITY
+    can_create = False  # people sign up, accept an invitation, or `tenantdesk create-superuser`
+    can_delete = False  # deactivate instead: audit events and tasks keep pointing at them
+    column_list = [User.email, User.full_name, User.is_active, User.is_superuser, User.created_at]
+    column_details_list = [
+        User.id,
+        User.email,
+        User.full_name,
+        User.is_active,
+        User.is_superuser,
+        User.email_verified_at,
+        User.tokens_valid_after,
+        User.created_at,
+    ]
+    column_searchable_list = [User.email, User.full_name]
+    column_sortable_list = [User.email, User.full_name, User.created_at]
+    column_default_sort = [(User.email, False)]
+    column_filters = [BooleanFilter(User.is_active), BooleanFilter(User.is_superuser)]
+    form_columns = [User.full_name, User.is_superuser]
+
+    async def update_row(
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+    ) -> None:
+        if obj.id == scope.user_id and data.get("is_superuser") is False:
+            raise AdminWriteRefused("You cannot take away your own superuser role.")
+        await super().update_row(session, scope, obj, data)
+
+    async def _platform_audit(
+        self, session: AsyncSession, scope: AdminScope, verb: str, user: User
+    ) -> None:
+        await record_admin_write(
+            session, scope, f"user.{verb}", "user", user.id, tenant_id=None, data={}
+        )
+
+    @action("revoke-sessions", "Revoke all sessions", "End every session of this user?")
+    async def revoke_sessions(self, request: Request) -> Response:
+        async def apply(session: AsyncSession, scope: AdminScope, user: User) -> None:
+            await identity.log_out_everywhere(session, user)
+            await self._platform_audit(session, scope, "sessions_revoked", user)
+
+        return await self.run_action(request, apply)
+
+    @action("deactivate", "Deactivate", "Deactivate? They are signed out everywhere at once.")
+    async def deactivate(self, request: Request) -> Response:
+        async def apply(session: AsyncSession, scope: AdminScope, user: User) -> None:
+            if user.id == scope.user_id:
+                raise AdminWriteRefused("You cannot deactivate your own account.")
+            user.is_active = False
+            await identity.log_out_everywhere(session, user)
+            await self._platform_audit(session, scope, "deactivated", user)
+
+        return await self.run_action(request, apply)
+
+    @action("reactivate", "Reactivate", "Reactivate? They may sign in again.")
+    async def reactivate(self, request: Request) -> Response:
+        async def apply(session: AsyncSession, scope: AdminScope, user: User) -> None:
+            user.is_active = True
+            await self._platform_audit(session, scope, "reactivated", user)
+
+        return await self.run_action(request, apply)
+
+
+class OAuthClientAdmin(ReadOnlyView, model=OAuthClient):
+    name = "OAuth client"
+    icon = "fa-solid fa-key"
+    category = IDENTITY
+    column_list = [
+        OAuthClient.client_id,
+        OAuthClient.name,
+        OAuthClient.owner_tenant_id,
+        OAuthClient.role,
+        OAuthClient.revoked_at,
+    ]
+    column_details_list = [
+        OAuthClient.client_id,
+        OAuthClient.name,
+        "is_confidential",
+        OAuthClient.grant_types,
+        OAuthClient.owner_tenant_id,
+        OAuthClient.role,
+        OAuthClient.created_by,
+        OAuthClient.created_at,
+        OAuthClient.revoked_at,
+    ]
+    column_labels = {"is_confidential": "Confidential (has a secret)"}
+    column_searchable_list = [OAuthClient.client_id, OAuthClient.name]
+    column_sortable_list = [OAuthClient.client_id, OAuthClient.name, OAuthClient.created_at]
+    column_default_sort = [(OAuthClient.created_at, True)]
+
+
+class RefreshTokenAdmin(ReadOnlyView, model=RefreshToken):
+    name = "Refresh token"
+    icon = "fa-solid fa-rotate"
+    category = IDENTITY
+    column_list = [
+        RefreshToken.user_id,
+        RefreshToken.client_id,
+        RefreshToken.family_id,
+        RefreshToken.issued_at,
+        RefreshToken.expires_at,
+        RefreshToken.rotated_at,
+        RefreshToken.revoked_at,
+    ]
+    column_details_list = [RefreshToken.id, *column_list, RefreshToken.scope]
+    column_searchable_list = [RefreshToken.user_id, RefreshToken.client_id]
+    column_sortable_list = [RefreshToken.issued_at, RefreshToken.expires_at]
+    column_default_sort = [(RefreshToken.issued_at, True)]
+
+
+class PlatformAuditEventAdmin(ReadOnlyView, model=PlatformAuditEvent):
+    name = "Platform audit event"
+    icon = "fa-solid fa-scroll"
+    category = IDENTITY
+    column_list = [
+        PlatformAuditEvent.created_at,
+        PlatformAuditEvent.action,
+        PlatformAuditEvent.target_type,
+        PlatformAuditEvent.target_id,
+        PlatformAuditEvent.actor_user_id,
+    ]
+    column_details_list = [PlatformAuditEvent.id, *column_list, PlatformAuditEvent.data]
+    column_searchable_list = [PlatformAuditEvent.action, PlatformAuditEvent.target_id]
+    column_sortable_list = [PlatformAuditEvent.created_at, PlatformAuditEvent.action]
+    column_default_sort = [(PlatformAuditEvent.created_at, True)]

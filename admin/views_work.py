@@ -1,0 +1,183 @@
+"""Views of the projects layer: projects, project members, tasks.
+
+Project members and tasks are written through the projects services (an assignee must belong to
+the project; leaving a project unassigns one's tasks there), with an admin audit event where the
+service records none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin.audit import audit_data
+from admin.base import AdminView
+from admin.filters import LookupFilter, enum_filter
+from admin.pickers import ASSIGNEE, MEMBER, PROJECT, TENANT
+from admin.scoping import AdminScope
+from backend.projects import service as projects
+from backend.projects import tasks
+from backend.projects.models import Project, ProjectMember, Task, TaskStatus
+from tenants.roles import ProjectRole
+
+WORK = "Work"
+
+
+def project_filter(column: Any) -> LookupFilter:
+    return LookupFilter(column, Project.id, Project.name, "Project", "project")
+
+
+def _email(member: Any) -> str:
+    return member.user.email if member.user else ""
+
+
+class ProjectAdmin(AdminView, model=Project):
+    name = "Project"
+    icon = "fa-solid fa-folder"
+    category = WORK
+    column_list = [Project.name, Project.created_at, Project.updated_at]
+    column_details_list = [
+        Project.id,
+        Project.tenant_id,
+        Project.name,
+        Project.description,
+        Project.created_by,
+        Project.created_at,
+        Project.updated_at,
+    ]
+    column_searchable_list = [Project.name]
+    column_sortable_list = [Project.name, Project.created_at, Project.updated_at]
+    column_default_sort = [(Project.created_at, True)]
+    form_columns = [Project.name, Project.description]
+    form_pickers = {"tenant_id": TENANT}
+    form_create_rules = ["tenant_id", "name", "description"]
+    form_edit_rules = ["name", "description"]
+
+    async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
+        await projects.delete_project(session, obj, scope.actor)
+
+
+class ProjectMemberAdmin(AdminView, model=ProjectMember):
+    name = "Project member"
+    icon = "fa-solid fa-user-group"
+    category = WORK
+    column_list = [
+        ProjectMember.project_id,
+        ProjectMember.user,
+        ProjectMember.role,
+        ProjectMember.created_at,
+    ]
+    column_details_list = [
+        ProjectMember.tenant_id,
+        ProjectMember.project_id,
+        ProjectMember.user,
+        ProjectMember.role,
+        ProjectMember.created_at,
+    ]
+    column_formatters = {ProjectMember.user: lambda m, _: _email(m)}
+    column_formatters_detail = column_formatters
+    non_link_related_fields = [ProjectMember.user]
+    column_searchable_list = ["user.email"]
+    column_labels = {"user.email": "email", "user.full_name": "name"}
+    column_sortable_list = [ProjectMember.role, ProjectMember.created_at, "user.email"]
+    column_default_sort = [(ProjectMember.created_at, True)]
+    column_filters = [
+        project_filter(ProjectMember.project_id),
+        enum_filter(ProjectMember.role, ProjectRole),
+    ]
+    column_export_list = [
+        ProjectMember.project_id,
+        ProjectMember.user_id,
+        ProjectMember.role,
+        ProjectMember.created_at,
+    ]
+    form_columns = [ProjectMember.role]
+    form_pickers = {"tenant_id": TENANT, "project_id": PROJECT, "user_id": MEMBER}
+    form_create_rules = ["tenant_id", "project_id", "user_id", "role"]
+    form_edit_rules = ["role"]
+
+    def audit_target_id(self, obj: Any) -> object:
+        return obj.user_id
+
+    async def _put(
+        self, session: AsyncSession, scope: AdminScope, project_id: Any, user_id: Any, role: str
+    ) -> ProjectMember:
+        await projects.put_project_member(
+            session, project_id, user_id, ProjectRole(role), scope.actor
+        )
+        statement = select(ProjectMember).where(
+            ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
+        )
+        return (await session.scalars(statement)).one()
+
+    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+        return await self._put(session, scope, data["project_id"], data["user_id"], data["role"])
+
+    async def update_row(
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+    ) -> None:
+        await self._put(session, scope, obj.project_id, obj.user_id, data["role"])
+
+    async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
+        await projects.remove_project_member(session, obj.project_id, obj.user_id, scope.actor)
+
+
+class TaskAdmin(AdminView, model=Task):
+    name = "Task"
+    icon = "fa-solid fa-list-check"
+    category = WORK
+    column_list = [Task.title, Task.status, Task.project_id, Task.assignee_id, Task.updated_at]
+    column_details_list = [
+        Task.id,
+        Task.tenant_id,
+        Task.project_id,
+        Task.title,
+        Task.description,
+        Task.status,
+        Task.assignee_id,
+        Task.created_by,
+        Task.created_at,
+        Task.updated_at,
+    ]
+    column_searchable_list = [Task.title]
+    column_sortable_list = [Task.title, Task.status, Task.updated_at]
+    column_default_sort = [(Task.updated_at, True)]
+    column_filters = [project_filter(Task.project_id), enum_filter(Task.status, TaskStatus)]
+    form_columns = [Task.title, Task.description, Task.status]
+    form_pickers = {
+        "tenant_id": TENANT,
+        "project_id": PROJECT,
+        "assignee_id": ASSIGNEE,
+    }
+    form_create_rules = ["tenant_id", "project_id", "title", "description", "status", "assignee_id"]
+    form_edit_rules = ["title", "description", "status", "assignee_id"]
+
+    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+        task = await tasks.create_task(
+            session,
+            data["project_id"],
+            scope.actor,
+            title=data["title"],
+            description=data.get("description") or "",
+            status=TaskStatus(data["status"]),
+            assignee_id=data.get("assignee_id"),
+        )
+        await self.audit(session, scope, "created", task, audit_data(data))
+        return task
+
+    async def update_row(
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+    ) -> None:
+        fields = ("title", "description", "status", "assignee_id")
+        changes = {name: data[name] for name in fields if name in data}
+        changes["description"] = changes.get("description") or ""
+        changes["status"] = TaskStatus(changes["status"])
+        await tasks.update_task(session, obj.project_id, obj.id, changes)
+        await self.audit(session, scope, "updated", obj, audit_data(changes))
+
+    async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
+        described = self.describe(obj)
+        await tasks.delete_task(session, obj.project_id, obj.id)
+        await self.audit(session, scope, "deleted", obj, described)

@@ -1,0 +1,199 @@
+"""OAuth2 and discovery routes. Errors here are RFC 6749 JSON, never problem+json."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InsecureTransportError
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+
+from backend.core.database import Database, get_database
+from backend.core.dependencies import AppSettings, client_address
+from backend.identity import refresh_tokens
+from backend.identity.bootstrap import normalise_email
+from backend.identity.dependencies import AppKeyRing
+from backend.identity.oauth2.server import FormRequest, IdentityServer, OAuthContext
+
+router = APIRouter(tags=["oauth2"])
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+GRANT_TYPES = ["password", "refresh_token", "client_credentials"]
+CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+Action = Callable[[IdentityServer, FormRequest], JSONResponse]
+
+
+def _form_body(fields: dict[str, str], required: list[str]) -> dict[str, Any]:
+    """OpenAPI for a form the handler reads itself (so that errors stay RFC 6749)."""
+    properties = {name: {"type": "string", "description": text} for name, text in fields.items()}
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+        }
+    }
+
+
+def oauth_error(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=status, headers={**NO_STORE, **(headers or {})})
+
+
+async def _read_form(request: Request) -> dict[str, str] | JSONResponse:
+    """The form as single values; RFC 6749 (3.2) forbids repeated parameters.
+
+    NUL is refused too: PostgreSQL cannot compare text holding it, and would fail the request.
+    """
+    form = await request.form()
+    values: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile) or key in values or "\x00" in key + value:
+            return oauth_error(400, "invalid_request", f"The parameter {key!r} is not valid.")
+        values[key] = value
+    return values
+
+
+async def _run(request: Request, form: dict[str, str], action: Action) -> Response:
+    """Run the Authlib server on one session; commit only what succeeded."""
+    state = request.app.state
+    try:
+        oauth_request = FormRequest(
+            request.method,
+            str(request.url),
+            request.headers,
+            form,
+            allow_insecure=not state.settings.is_production,
+        )
+    except InsecureTransportError as error:
+        return oauth_error(400, error.error, error.description)
+
+    def serve(session: Any) -> JSONResponse:
+        context = OAuthContext(session, state.settings, state.key_ring, state.passwords)
+        return action(IdentityServer(context), oauth_request)
+
+    database = get_database(request)
+    async with database.session_factory() as session:
+        response = await session.run_sync(serve)
+        if response.status_code == 200:
+            await session.commit()
+        else:
+            await session.rollback()
+    if oauth_request.compromised_family_id is not None:
+        await _revoke_family_now(database, oauth_request.compromised_family_id)
+    return response
+
+
+async def _revoke_family_now(database: Database, family_id: uuid.UUID) -> None:
+    """The one write that outlives a failed request (DESIGN.md): a replayed refresh token's
+    family is revoked in a short transaction of its own, after the request's rolled back."""
+    async with database.session_factory() as session, session.begin():
+        await session.execute(refresh_tokens.revoke_family(family_id))
+
+
+async def _throttled(request: Request, username: str) -> JSONResponse | None:
+    """Per account and per client address, counted before any password is checked."""
+    wait = await request.app.state.login_throttle.hit(
+        f"login:account:{normalise_email(username)}", f"login:ip:{client_address(request)}"
+    )
+    if wait is None:
+        return None
+    return oauth_error(
+        429,
+        "temporarily_unavailable",
+        "Too many sign-in attempts; retry later.",
+        headers={"Retry-After": str(wait)},
+    )
+
+
+@router.post(
+    "/oauth/token",
+    summary="Token endpoint (RFC 6749): password, refresh_token and client_credentials grants",
+    openapi_extra=_form_body(
+        {
+            "grant_type": "password, refresh_token or client_credentials",
+            "username": "password grant: the account's email",
+            "password": "password grant",
+            "refresh_token": "refresh_token grant",
+            "client_id": "public clients (`web`), or confidential ones without HTTP Basic",
+            "client_secret": "confidential clients without HTTP Basic",
+        },
+        ["grant_type"],
+    ),
+)
+async def token(request: Request) -> Response:
+    form = await _read_form(request)
+    if isinstance(form, JSONResponse):
+        return form
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        return oauth_error(400, "invalid_request", "Missing 'grant_type' in request.")
+    if grant_type == "password":
+        throttled = await _throttled(request, form.get("username", ""))
+        if throttled is not None:
+            return throttled
+    return await _run(request, form, lambda server, req: server.create_token_response(req))
+
+
+@router.post(
+    "/oauth/revoke",
+    summary="Revoke an access or refresh token (RFC 7009); unknown tokens are not an error",
+    openapi_extra=_form_body(
+        {"token": "the token", "token_type_hint": "access_token or refresh_token"}, ["token"]
+    ),
+)
+async def revoke(request: Request) -> Response:
+    form = await _read_form(request)
+    if isinstance(form, JSONResponse):
+        return form
+    return await _run(
+        request, form, lambda server, req: server.create_endpoint_response("revocation", req)
+    )
+
+
+@router.post(
+    "/oauth/introspect",
+    summary="Introspect a token (RFC 7662), for confidential clients",
+    openapi_extra=_form_body(
+        {"token": "the token", "token_type_hint": "access_token or refresh_token"}, ["token"]
+    ),
+)
+async def introspect(request: Request) -> Response:
+    form = await _read_form(request)
+    if isinstance(form, JSONResponse):
+        return form
+    return await _run(
+        request, form, lambda server, req: server.create_endpoint_response("introspection", req)
+    )
+
+
+@router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")
+async def metadata(settings: AppSettings) -> dict[str, Any]:
+    issuer = settings.issuer
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "grant_types_supported": GRANT_TYPES,
+        # REQUIRED by RFC 8414 though there is no authorization endpoint: "none" is the
+        # registered response type that yields nothing.
+        "response_types_supported": ["none"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
+        "service_documentation": f"{issuer}/docs",
+    }
+
+
+@router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+async def jwks(key_ring: AppKeyRing) -> JSONResponse:
+    return JSONResponse(key_ring.jwks(), headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,172 @@
+"""Accounts: sign-up, email verification, password change and reset, logging out everywhere.
+
+Services take the session and never commit: the request's session dependency does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.config import Settings
+from backend.core.database import call_after_commit, utcnow
+from backend.core.errors import BadRequest, Conflict
+from backend.core.mail import Mail, Mailer, render_mail
+from backend.identity import one_time_tokens, refresh_tokens
+from backend.identity.bootstrap import normalise_email
+from backend.identity.models import OneTimePurpose, User
+from backend.identity.passwords import Passwords
+from backend.identity.schemas import SignUp, UserUpdate
+
+logger = logging.getLogger(__name__)
+
+# Short on purpose: a reset link in a mailbox is a standing key to the account.
+PASSWORD_RESET_TTL_SECONDS = 3600
+VERIFY_EMAIL_PATH = "/verify-email"
+RESET_PASSWORD_PATH = "/reset-password"  # noqa: S105 (a URL path)
+INVALID_LINK = "The link is not valid: it may have expired or been used already."
+
+_background_mail: set[asyncio.Task[bool]] = set()
+
+
+async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+async def sign_up(
+    session: AsyncSession, passwords: Passwords, settings: Settings, mailer: Mailer, data: SignUp
+) -> User:
+    email = normalise_email(data.email)
+    if await find_user_by_email(session, email) is not None:
+        raise Conflict("An account with this email exists already.")
+    user = User(
+        email=email,
+        full_name=data.full_name.strip(),
+        password_hash=await passwords.hash(data.password),
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the same email signed up concurrently
+        raise Conflict("An account with this email exists already.") from exc
+    send_verification_mail(session, settings, mailer, user)
+    return user
+
+
+def send_verification_mail(
+    session: AsyncSession, settings: Settings, mailer: Mailer, user: User
+) -> None:
+    ttl = settings.one_time_token_ttl_seconds
+    token = one_time_tokens.issue(session, user.id, OneTimePurpose.EMAIL_VERIFICATION, ttl)
+    mail = render_mail(
+        user.email,
+        "verify_email",
+        full_name=user.full_name,
+        email=user.email,
+        link=_link(settings, VERIFY_EMAIL_PATH, token),
+        hours=max(1, ttl // 3600),
+    )
+    mailer.send_after_commit(session, mail)
+
+
+async def verify_email(session: AsyncSession, token: str) -> User:
+    user = await _user_of_token(session, token, OneTimePurpose.EMAIL_VERIFICATION)
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+    return user
+
+
+async def request_password_reset(
+    session: AsyncSession, settings: Settings, mailer: Mailer, email: str
+) -> None:
+    """Mail a reset link when an active account has this email; say nothing either way."""
+    user = await find_user_by_email(session, email)
+    if user is None or not user.is_active:
+        return
+    token = one_time_tokens.issue(
+        session, user.id, OneTimePurpose.PASSWORD_RESET, PASSWORD_RESET_TTL_SECONDS
+    )
+    mail = render_mail(
+        user.email,
+        "password_reset",
+        full_name=user.full_name,
+        email=user.email,
+        link=_link(settings, RESET_PASSWORD_PATH, token),
+        minutes=PASSWORD_RESET_TTL_SECONDS // 60,
+    )
+    _send_in_background_after_commit(session, mailer, mail)
+
+
+async def confirm_password_reset(
+    session: AsyncSession, passwords: Passwords, token: str, new_password: str
+) -> User:
+    user = await _user_of_token(session, token, OneTimePurpose.PASSWORD_RESET)
+    user.password_hash = await passwords.hash(new_password)
+    # Receiving the link proves the mailbox, so the address is verified as well.
+    user.email_verified_at = user.email_verified_at or utcnow()
+    await one_time_tokens.retire_all(session, user.id, OneTimePurpose.PASSWORD_RESET)
+    await log_out_everywhere(session, user)
+    return user
+
+
+async def update_profile(session: AsyncSession, user: User, data: UserUpdate) -> User:
+    if data.full_name is not None:
+        user.full_name = data.full_name.strip()
+    await session.flush()
+    return user
+
+
+async def change_password(
+    session: AsyncSession,
+    passwords: Passwords,
+    user: User,
+    current_password: str,
+    new_password: str,
+    *,
+    keep_session: uuid.UUID | None,
+) -> None:
+    """Set a new password and end every other sign-in session; `keep_session` is the caller's."""
+    matches, _upgraded = await passwords.verify(current_password, user.password_hash)
+    if not matches:
+        raise BadRequest(
+            "The current password is not correct.",
+            extra={"errors": [{"loc": ["body", "current_password"], "msg": "incorrect"}]},
+        )
+    user.password_hash = await passwords.hash(new_password)
+    await session.execute(refresh_tokens.revoke_user_families(user.id, keep_family=keep_session))
+
+
+async def log_out_everywhere(session: AsyncSession, user: User) -> None:
+    """End every refresh-token family and every access token issued until now."""
+    user.tokens_valid_after = refresh_tokens.tokens_cutoff()
+    await session.execute(refresh_tokens.revoke_user_families(user.id))
+    await session.flush()
+
+
+async def _user_of_token(session: AsyncSession, token: str, purpose: OneTimePurpose) -> User:
+    user_id = await one_time_tokens.consume(session, token, purpose)
+    user = await session.get(User, user_id) if user_id else None
+    if user is None or not user.is_active:
+        raise BadRequest(INVALID_LINK)
+    return user
+
+
+def _link(settings: Settings, path: str, token: str) -> str:
+    return f"{settings.public_base_url}{path}?{urlencode({'token': token})}"
+
+
+def _send_in_background_after_commit(session: AsyncSession, mailer: Mailer, mail: Mail) -> None:
+    """Deliver after the response: waiting for SMTP would tell by timing that the account exists."""
+
+    async def spawn() -> None:
+        task = asyncio.create_task(mailer.send(mail))
+        _background_mail.add(task)
+        task.add_done_callback(_background_mail.discard)
+
+    call_after_commit(session, spawn)

@@ -1,0 +1,1 @@
+"""Identity and OAuth2: users, passwords, the token endpoint, revocation, introspection."""

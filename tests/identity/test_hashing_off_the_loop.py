@@ -1,0 +1,85 @@
+"""argon2 runs in worker threads: other requests go on while a password is being hashed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from backend.core.config import Settings
+from backend.identity.models import User
+from backend.identity.passwords import Passwords
+from tests.identity.conftest import sign_in
+
+WAIT_SECONDS = 5.0
+
+
+class HeldPasswords(Passwords):
+    """Real hashing, held at the start until the test lets it go."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def _hold(self) -> None:
+        self.started.set()
+        if not self.release.wait(WAIT_SECONDS):
+            raise TimeoutError("the test never released the hash")
+
+    def verify_blocking(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
+        self._hold()
+        return super().verify_blocking(password, password_hash)
+
+    def hash_blocking(self, password: str) -> str:
+        self._hold()
+        return super().hash_blocking(password)
+
+
+@pytest.fixture
+def held(app: FastAPI):
+    passwords = HeldPasswords(app.state.settings)
+    original, app.state.passwords = app.state.passwords, passwords
+    yield passwords
+    passwords.release.set()
+    app.state.passwords = original
+
+
+async def _while_hashing(
+    client: httpx.AsyncClient, held: HeldPasswords, hashing: asyncio.Task[httpx.Response]
+) -> httpx.Response:
+    """Another request, answered while `hashing` is stuck inside the hash."""
+    assert await asyncio.to_thread(held.started.wait, WAIT_SECONDS), "hashing never started"
+    other = await asyncio.wait_for(client.get("/health/ready"), timeout=WAIT_SECONDS / 2)
+    assert not hashing.done()
+    held.release.set()
+    return other
+
+
+async def test_a_request_completes_while_a_sign_in_verifies_a_password(
+    client: httpx.AsyncClient, held: HeldPasswords, user: User
+) -> None:
+    signing_in = asyncio.create_task(sign_in(client, user.email))
+
+    other = await _while_hashing(client, held, signing_in)
+
+    assert other.status_code == 200
+    assert (await signing_in).status_code == 200
+
+
+async def test_a_request_completes_while_a_sign_up_hashes_a_password(
+    client: httpx.AsyncClient, held: HeldPasswords
+) -> None:
+    signing_up = asyncio.create_task(
+        client.post(
+            "/api/v1/users", json={"email": "grace@example.com", "password": "plum tree in rain"}
+        )
+    )
+
+    other = await _while_hashing(client, held, signing_up)
+
+    assert other.status_code == 200
+    assert (await signing_up).status_code == 201

@@ -1,0 +1,274 @@
+"""Every endpoint, called by every kind of caller, answers what the matrix in roles.py says.
+
+Callers: each tenant role without a project role, each project role (held by a tenant member),
+a tenant viewer holding a project editor role (capped at viewer), a stranger from another tenant
+and a service client of each role. Expected statuses are derived from `tenants.roles`, the one
+place the matrix lives; `test_the_matrix_is_the_one_of_the_design` pins that data to DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.secrets import hash_token
+from backend.identity.models import ClientRole, OAuthClient
+from tenants.isolation import cross_tenant
+from tenants.roles import (
+    CLIENT_PROJECT_ROLE,
+    PROJECT_PERMISSIONS,
+    TENANT_PERMISSIONS,
+    ProjectAction,
+    ProjectRole,
+    TenantAction,
+    TenantRole,
+    effective_project_role,
+    project_allows,
+    tenant_allows,
+)
+from tests.auth import bearer, client_bearer
+from tests.factories import (
+    MembershipFactory,
+    ProjectFactory,
+    ProjectMemberFactory,
+    TaskFactory,
+    TenantFactory,
+    UserFactory,
+    persist,
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    tenant_role: TenantRole | None = None  # None: a stranger to the tenant
+    project_role: ProjectRole | None = None
+    is_client: bool = False
+
+    def effective_project_role(self) -> ProjectRole | None:
+        assert self.tenant_role is not None
+        if self.is_client:
+            return CLIENT_PROJECT_ROLE[self.tenant_role]
+        return effective_project_role(self.tenant_role, self.project_role)
+
+
+CALLERS = [
+    Caller("tenant-owner", TenantRole.OWNER),
+    Caller("tenant-admin", TenantRole.ADMIN),
+    Caller("tenant-member", TenantRole.MEMBER),
+    Caller("tenant-viewer", TenantRole.VIEWER),
+    Caller("project-owner", TenantRole.MEMBER, ProjectRole.OWNER),
+    Caller("project-editor", TenantRole.MEMBER, ProjectRole.EDITOR),
+    Caller("project-viewer", TenantRole.MEMBER, ProjectRole.VIEWER),
+    Caller("capped-viewer", TenantRole.VIEWER, ProjectRole.EDITOR),
+    Caller("stranger"),
+    Caller("client-admin", TenantRole.ADMIN, is_client=True),
+    Caller("client-member", TenantRole.MEMBER, is_client=True),
+    Caller("client-viewer", TenantRole.VIEWER, is_client=True),
+]
+
+Action = TenantAction | ProjectAction | None  # None: any signed-in user, no tenant involved
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    action: Action
+    success: int
+    body: dict[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+T = "/api/v1/tenants/{tenant}"
+P = T + "/projects/{project}"
+ENDPOINTS = [
+    Endpoint("POST", "/api/v1/tenants", None, 201, {"name": "New", "slug": "new-tenant"}),
+    Endpoint("GET", "/api/v1/tenants", None, 200),
+    Endpoint("GET", T, TenantAction.READ, 200),
+    Endpoint("PATCH", T, TenantAction.MANAGE, 200, {"name": "Renamed"}),
+    Endpoint("DELETE", T, TenantAction.DELETE, 204),
+    Endpoint("GET", T + "/members", TenantAction.READ, 200),
+    Endpoint(
+        "PATCH", T + "/members/{target}", TenantAction.MANAGE_MEMBERS, 200, {"role": "viewer"}
+    ),
+    Endpoint("DELETE", T + "/members/{target}", TenantAction.MANAGE_MEMBERS, 204),
+    Endpoint("GET", T + "/audit-events", TenantAction.MANAGE, 200),
+    Endpoint("POST", T + "/clients", TenantAction.MANAGE, 201, {"name": "bot", "role": "member"}),
+    Endpoint("GET", T + "/clients", TenantAction.MANAGE, 200),
+    Endpoint("DELETE", T + "/clients/{client}", TenantAction.MANAGE, 204),
+    Endpoint("POST", T + "/projects", TenantAction.CREATE_PROJECT, 201, {"name": "New"}),
+    Endpoint("GET", T + "/projects", TenantAction.READ, 200),
+    Endpoint("GET", P, ProjectAction.READ, 200),
+    Endpoint("PATCH", P, ProjectAction.EDIT, 200, {"name": "Renamed"}),
+    Endpoint("DELETE", P, ProjectAction.MANAGE, 204),
+    Endpoint("GET", P + "/members", ProjectAction.READ, 200),
+    Endpoint("PUT", P + "/members/{newcomer}", ProjectAction.MANAGE, 201, {"role": "editor"}),
+    Endpoint("DELETE", P + "/members/{target}", ProjectAction.MANAGE, 204),
+    Endpoint("POST", P + "/tasks", ProjectAction.EDIT, 201, {"title": "New"}),
+    Endpoint("GET", P + "/tasks", ProjectAction.READ, 200),
+    Endpoint("GET", P + "/tasks/{task}", ProjectAction.READ, 200),
+    Endpoint("PATCH", P + "/tasks/{task}", ProjectAction.EDIT, 200, {"status": "done"}),
+    Endpoint("DELETE", P + "/tasks/{task}", ProjectAction.EDIT, 204),
+]
+
+
+def expected_status(endpoint: Endpoint, caller: Caller) -> int:
+    action = endpoint.action
+    if action is None:
+        return 403 if caller.is_client else endpoint.success  # user endpoints
+    if caller.tenant_role is None:
+        return 404
+    if isinstance(action, TenantAction):
+        return endpoint.success if tenant_allows(caller.tenant_role, action) else 403
+    project_role = caller.effective_project_role()
+    if project_role is None:
+        return 404
+    return endpoint.success if project_allows(project_role, action) else 403
+
+
+@dataclass
+class Arranged:
+    ids: dict[str, uuid.UUID | str]
+    headers: dict[str, dict[str, str]]
+
+
+async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
+    """One tenant with a project, a task, a member to act on and one to add, and every caller."""
+    tenant, elsewhere = TenantFactory(), TenantFactory()
+    project = ProjectFactory(tenant_id=tenant.id)
+    people = {caller.name: UserFactory() for caller in CALLERS if not caller.is_client}
+    target, newcomer = UserFactory(), UserFactory()
+    await persist(db, *people.values(), target, newcomer, tenant, elsewhere)
+    clients = {
+        caller.name: _service_client(tenant.id, caller.tenant_role)
+        for caller in CALLERS
+        if caller.is_client
+    }
+    doomed = _service_client(tenant.id, TenantRole.MEMBER)
+    await persist(db, *clients.values(), doomed)
+
+    memberships = [
+        MembershipFactory(
+            tenant_id=elsewhere.id, user_id=people["stranger"].id, role=TenantRole.OWNER
+        ),
+        MembershipFactory(tenant_id=tenant.id, user_id=target.id, role=TenantRole.MEMBER),
+        MembershipFactory(tenant_id=tenant.id, user_id=newcomer.id, role=TenantRole.MEMBER),
+    ]
+    project_members = [
+        ProjectMemberFactory(
+            tenant_id=tenant.id, project_id=project.id, user_id=target.id, role=ProjectRole.EDITOR
+        )
+    ]
+    for caller in CALLERS:
+        if caller.is_client or caller.tenant_role is None:
+            continue
+        user_id = people[caller.name].id
+        memberships.append(
+            MembershipFactory(tenant_id=tenant.id, user_id=user_id, role=caller.tenant_role)
+        )
+        if caller.project_role is not None:
+            project_members.append(
+                ProjectMemberFactory(
+                    tenant_id=tenant.id,
+                    project_id=project.id,
+                    user_id=user_id,
+                    role=caller.project_role,
+                )
+            )
+    task = TaskFactory(tenant_id=tenant.id, project_id=project.id, assignee_id=target.id)
+    async with cross_tenant(db, "test arrangement"):
+        # Parents first: rows of unrelated mappers are not ordered by their foreign keys.
+        await persist(db, *memberships, project)
+        await persist(db, *project_members, task)
+
+    headers = {name: bearer(app, user) for name, user in people.items()}
+    headers |= {name: client_bearer(app, client) for name, client in clients.items()}
+    ids = {
+        "tenant": tenant.id,
+        "project": project.id,
+        "task": task.id,
+        "target": target.id,
+        "newcomer": newcomer.id,
+        "client": doomed.client_id,
+    }
+    return Arranged(ids, headers)
+
+
+def _service_client(tenant_id: uuid.UUID, role: TenantRole | None) -> OAuthClient:
+    return OAuthClient(
+        client_id=f"svc-{uuid.uuid4().hex}",
+        client_secret_hash=hash_token("secret"),
+        name="robot",
+        grant_types=["client_credentials"],
+        owner_tenant_id=tenant_id,
+        role=ClientRole(role),
+    )
+
+
+@pytest.mark.parametrize("caller", CALLERS, ids=lambda caller: caller.name)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+async def test_each_endpoint_answers_each_caller_as_the_matrix_says(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, endpoint: Endpoint, caller: Caller
+) -> None:
+    arranged = await arrange(app, db)
+
+    response = await client.request(
+        endpoint.method,
+        endpoint.path.format(**arranged.ids),
+        json=endpoint.body,
+        headers=arranged.headers[caller.name],
+    )
+
+    assert response.status_code == expected_status(endpoint, caller), response.text
+
+
+def test_every_route_of_the_api_is_walked(app: FastAPI) -> None:
+    walked = {(e.method, e.path.replace("{tenant}", "{tenant_id}")) for e in ENDPOINTS}
+    placeholders = {
+        "{project}": "{project_id}",
+        "{task}": "{task_id}",
+        "{target}": "{user_id}",
+        "{newcomer}": "{user_id}",
+        "{client}": "{client_id}",
+    }
+    for short, full in placeholders.items():
+        walked = {(method, path.replace(short, full)) for method, path in walked}
+    routes = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/v1/tenants") and "invitations" not in path
+        for method in operations
+    }
+    assert routes == walked
+
+
+def test_the_matrix_is_the_one_of_the_design() -> None:
+    """DESIGN.md's tables, spelled out: a change to roles.py must be a change to the design."""
+    o, a, m, v = TenantRole
+    assert {
+        TenantAction.READ: {o, a, m, v},
+        TenantAction.MANAGE: {o, a},
+        TenantAction.DELETE: {o},
+        TenantAction.MANAGE_MEMBERS: {o, a},
+        TenantAction.CREATE_PROJECT: {o, a, m},
+        TenantAction.SEE_ALL_PROJECTS: {o, a},
+    } == TENANT_PERMISSIONS
+    po, pe, pv = ProjectRole
+    assert {
+        ProjectAction.READ: {po, pe, pv},
+        ProjectAction.EDIT: {po, pe},
+        ProjectAction.MANAGE: {po},
+    } == PROJECT_PERMISSIONS
+    assert {a: po, m: pe, v: pv} == CLIENT_PROJECT_ROLE
+    assert effective_project_role(a, None) is po
+    assert effective_project_role(v, pe) is pv
+    assert effective_project_role(m, None) is None
