@@ -68,3 +68,10 @@ def test_production_refuses_to_start_without_a_secret(
     assert result.stderr.strip().splitlines() == [
         f"configuration error: {missing} must be set when ENVIRONMENT=production"
     ]
+
+
+def test_public_base_url_follows_host_and_port_unless_set() -> None:
+    derived = Settings(_env_file=None, port=8765)  # type: ignore[call-arg]
+    assert derived.public_base_url == "http://127.0.0.1:8765"
+    explicit = Settings(_env_file=None, public_base_url="https://api.example.com/")  # type: ignore[call-arg]
+    assert explicit.public_base_url == "https://api.example.com"

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
     jwt_private_keys: SecretStr | None = None
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Defaults to http://HOST:PORT; set it when a proxy or a public name sits in front.
+    public_base_url: str = ""
     forwarded_allow_ips: str = "127.0.0.1"
 
     access_token_ttl_seconds: int = Field(default=900, gt=0)
@@ -91,15 +92,13 @@ class Settings(BaseSettings):
             raise ValueError("must be a lower-case SQL identifier")
         return value
 
-    @field_validator("public_base_url")
-    @classmethod
-    def _strip_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
-
     @model_validator(mode="after")
-    def _default_migrations_url(self) -> Settings:
+    def _derived_defaults(self) -> Settings:
         if not self.migrations_database_url:
             self.migrations_database_url = self.database_url
+        self.public_base_url = (self.public_base_url or f"http://{self.host}:{self.port}").rstrip(
+            "/"
+        )
         return self
 
     @property
