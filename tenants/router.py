@@ -11,10 +11,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import DbSession
 from backend.core.pagination import Page, Pagination
+from backend.identity import service as identity_service
 from backend.identity.dependencies import CurrentUser
+from backend.identity.models import User
+from backend.identity.schemas import UserRead, UserUpdate
 from tenants import audit, clients, service
 from tenants.dependencies import TenantAccess
 from tenants.models import Tenant
@@ -36,18 +40,22 @@ account_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 tenants_router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
 
 
+async def _with_memberships(session: AsyncSession, user: User) -> UserWithMemberships:
+    memberships = await service.memberships_of_user(session, user.id)
+    profile = UserRead.model_validate(user).model_dump()
+    return UserWithMemberships(**profile, memberships=memberships)
+
+
 @account_router.get("/me", response_model=UserWithMemberships)
 async def read_me(user: CurrentUser, session: DbSession) -> UserWithMemberships:
-    memberships = await service.memberships_of_user(session, user.id)
-    return UserWithMemberships(
-        id=user.id,
-        email=user.email,
-        full_name=user.full_name,
-        is_superuser=user.is_superuser,
-        email_verified_at=user.email_verified_at,
-        created_at=user.created_at,
-        memberships=memberships,
-    )
+    return await _with_memberships(session, user)
+
+
+# Served here rather than in identity: the answer includes memberships, a tenants-layer concept.
+@account_router.patch("/me", response_model=UserWithMemberships)
+async def update_me(data: UserUpdate, user: CurrentUser, session: DbSession) -> UserWithMemberships:
+    updated = await identity_service.update_profile(session, user, data)
+    return await _with_memberships(session, updated)
 
 
 def _tenant_out(tenant: Tenant, role: TenantRole) -> TenantOut:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from backend.identity.models import ClientRole
+from backend.identity.schemas import UserRead
 from tenants.models import TenantStatus
 from tenants.roles import TenantRole
 
@@ -19,15 +20,7 @@ class MembershipSummary(BaseModel):
     role: TenantRole
 
 
-class UserWithMemberships(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    email: str
-    full_name: str
-    is_superuser: bool
-    email_verified_at: datetime | None
-    created_at: datetime
+class UserWithMemberships(UserRead):
     memberships: list[MembershipSummary]
 
 

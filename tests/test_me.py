@@ -45,3 +45,20 @@ async def test_me_needs_a_valid_bearer_token(client: httpx.AsyncClient) -> None:
     garbage = await client.get("/api/v1/users/me", headers={"Authorization": "Bearer x.y.z"})
     assert garbage.status_code == 401
     assert garbage.headers["content-type"] == "application/problem+json"
+
+
+async def test_patching_me_answers_with_memberships_too(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    ada, acme = UserFactory(full_name="Ada"), TenantFactory(name="Acme")
+    await persist(db, ada, acme)
+    async with cross_tenant(db, "test arrangement"):
+        await persist(db, MembershipFactory(tenant_id=acme.id, user_id=ada.id))
+
+    response = await client.patch(
+        "/api/v1/users/me", json={"full_name": "Ada Lovelace"}, headers=bearer(app, ada)
+    )
+
+    assert response.status_code == 200
+    assert response.json()["full_name"] == "Ada Lovelace"
+    assert [m["tenant_name"] for m in response.json()["memberships"]] == ["Acme"]

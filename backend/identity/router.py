@@ -1,4 +1,4 @@
-"""Users endpoints (GET /users/me is the tenants layer's, with memberships) and the OAuth2 routes.
+"""Users endpoints (GET and PATCH /users/me are the tenants layer's: they include memberships).
 
 Thin: parse, authorise through dependencies, throttle, call the service.
 """
@@ -24,7 +24,6 @@ from backend.identity.schemas import (
     PasswordResetRequest,
     SignUp,
     UserRead,
-    UserUpdate,
 )
 
 users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -81,11 +80,6 @@ async def confirm_password_reset(
     """Set the new password and sign the account out everywhere."""
     await service.confirm_password_reset(session, passwords, data.token, data.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@users_router.patch("/me", response_model=UserRead)
-async def update_me(data: UserUpdate, user: CurrentUser, session: DbSession) -> UserRead:
-    return UserRead.model_validate(await service.update_profile(session, user, data))
 
 
 @users_router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
