@@ -31,6 +31,7 @@ from backend.core.database import Database
 from backend.core.dependencies import client_address
 from backend.identity.bootstrap import normalise_email
 from backend.identity.models import User
+from backend.identity.service import count_sign_in_attempt
 from tenants import service as tenant_service
 from tenants.isolation import enter_tenant
 from tenants.models import Membership, Tenant, TenantStatus
@@ -51,11 +52,6 @@ REFUSED = (
 )
 DEACTIVATED = "This account is deactivated."
 THROTTLED = "Too many sign-in attempts. Try again in {seconds} seconds."
-
-
-def login_throttle_keys(email: str, address: str) -> tuple[str, str]:
-    """The token endpoint's keys (per account, per client address): one budget for both."""
-    return f"login:account:{email}", f"login:ip:{address}"
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -200,7 +196,7 @@ class AdminAuth(AuthenticationBackend):
         form = await request.form()
         email = normalise_email(str(form.get("username", "")))
         state = self.main_app.state
-        wait = await state.login_throttle.hit(*login_throttle_keys(email, client_address(request)))
+        wait = await count_sign_in_attempt(state.login_throttle, email, client_address(request))
         if wait:
             message = THROTTLED.format(seconds=wait)
             return await self.login_page(request, message, 429, {"Retry-After": str(wait)})

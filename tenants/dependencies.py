@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends
-from sqlalchemy import Select
+from sqlalchemy import Row, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import DbSession
@@ -91,6 +91,19 @@ class AccessExtension(Protocol):
     def for_client(self, statement: Select[Any]) -> Select[Any]: ...
 
 
+async def _one_or_refuse(
+    session: AsyncSession, statement: Select[Any], principal_alone: Select[Any]
+) -> Row[Any]:
+    """The access row, or the right refusal. Only the failure path costs a second query: it
+    tells a dead token (401) from a caller outside the tenant (404)."""
+    row = (await session.execute(statement)).one_or_none()
+    if row is not None:
+        return row
+    if await session.scalar(principal_alone) is None:
+        raise Unauthorized("The access token is no longer valid.")
+    raise NotFound(TENANT_NOT_FOUND)
+
+
 async def _user_access(
     session: AsyncSession,
     claims: AccessTokenClaims,
@@ -106,12 +119,7 @@ async def _user_access(
     )
     if extension is not None:
         statement = extension.for_user(statement)
-    row = (await session.execute(statement)).one_or_none()
-    if row is None:
-        # The failure path may cost a second query: a dead token is 401, a stranger 404.
-        if await session.scalar(user_principal_statement(claims)) is None:
-            raise Unauthorized("The access token is no longer valid.")
-        raise NotFound(TENANT_NOT_FOUND)
+    row = await _one_or_refuse(session, statement, user_principal_statement(claims))
     user, role, tenant, *extra = row
     return TenantAccessContext(tenant, Principal(claims=claims, user=user), role, tuple(extra))
 
@@ -130,12 +138,7 @@ async def _client_access(
     )
     if extension is not None:
         statement = extension.for_client(statement)
-    row = (await session.execute(statement)).one_or_none()
-    if row is None:
-        # As for users: a revoked client's token is 401; another tenant's id is 404.
-        if await session.scalar(client_principal_statement(claims)) is None:
-            raise Unauthorized("The access token is no longer valid.")
-        raise NotFound(TENANT_NOT_FOUND)
+    row = await _one_or_refuse(session, statement, client_principal_statement(claims))
     client, tenant, *extra = row
     role = TenantRole(client.role)
     return TenantAccessContext(tenant, Principal(claims=claims, client=client), role, tuple(extra))

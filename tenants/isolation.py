@@ -16,8 +16,8 @@ lists.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Connection, ForeignKey, Table, event, inspect, text
@@ -131,19 +131,15 @@ def leave_tenant_sync(session: Session) -> None:
     _sync_rls_settings(session)
 
 
-@contextmanager
-def cross_tenant_sync(session: Session, reason: str) -> Iterator[None]:
+def _set_bypass_sync(session: Session, reason: str | None) -> str | None:
+    """Set (or, with None, clear) the bypass; returns the previous reason, for nesting."""
     previous = session.info.get(BYPASS_KEY)
-    session.info[BYPASS_KEY] = reason
+    if reason is None:
+        session.info.pop(BYPASS_KEY, None)
+    else:
+        session.info[BYPASS_KEY] = reason
     _sync_rls_settings(session)
-    try:
-        yield
-    finally:
-        if previous is None:
-            session.info.pop(BYPASS_KEY, None)
-        else:
-            session.info[BYPASS_KEY] = previous
-        _sync_rls_settings(session)
+    return previous
 
 
 @asynccontextmanager
@@ -152,17 +148,11 @@ async def cross_tenant(session: AsyncSession, reason: str) -> AsyncIterator[None
 
     `reason` says why in a word or two; it is kept on the session for debugging.
     """
-    previous = session.info.get(BYPASS_KEY)
-    session.info[BYPASS_KEY] = reason
-    await session.run_sync(_sync_rls_settings)
+    previous = await session.run_sync(_set_bypass_sync, reason)
     try:
         yield
     finally:
-        if previous is None:
-            session.info.pop(BYPASS_KEY, None)
-        else:
-            session.info[BYPASS_KEY] = previous
-        await session.run_sync(_sync_rls_settings)
+        await session.run_sync(_set_bypass_sync, previous)
 
 
 def _touches_tenant_table(state: ORMExecuteState) -> bool:

@@ -7,17 +7,15 @@ to know already, and knowing it, could use directly.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import DbSession
 from backend.core.errors import Problem
-from backend.core.mail import TEMPLATES_DIR
+from backend.core.pages import FormField, page_headers, render_page
 from backend.identity import one_time_tokens, service
 from backend.identity.dependencies import AppPasswords
 from backend.identity.models import OneTimePurpose
@@ -25,32 +23,13 @@ from backend.identity.password_policy import MIN_LENGTH, password_problem
 
 router = APIRouter(include_in_schema=False)
 
-pages = Jinja2Templates(
-    env=Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR / "pages"),
-        autoescape=select_autoescape(),
-        undefined=StrictUndefined,
-    )
-)
-# The token is in the URL: it must not reach other sites through Referer, caches or frames.
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-}
-FormField = Annotated[str, Form()]
+_HEADERS = page_headers("no-referrer")
 
 
 def _render(
     request: Request, template: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    return pages.TemplateResponse(
-        request, template, context, status_code=status_code, headers=_HEADERS
-    )
+    return render_page(request, template, _HEADERS, status_code, **context)
 
 
 def _message(request: Request, heading: str, message: str, status_code: int = 200) -> HTMLResponse:

@@ -30,7 +30,10 @@ users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
 async def _throttle(request: Request, *keys: str) -> None:
-    wait = await request.app.state.login_throttle.hit(*keys)
+    _refuse_when_throttled(await request.app.state.login_throttle.hit(*keys))
+
+
+def _refuse_when_throttled(wait: int | None) -> None:
     if wait is not None:
         raise TooManyRequests("Too many attempts; retry later.", headers={"Retry-After": str(wait)})
 
@@ -93,7 +96,10 @@ async def change_password(
 ) -> Response:
     """Needs the current password; ends every other sign-in session (this one stays)."""
     # The same budget as sign-in, so that a stolen access token cannot guess passwords faster.
-    await _throttle(request, f"login:account:{user.email}", f"login:ip:{client_address(request)}")
+    throttle = request.app.state.login_throttle
+    _refuse_when_throttled(
+        await service.count_sign_in_attempt(throttle, user.email, client_address(request))
+    )
     await service.change_password(
         session,
         passwords,

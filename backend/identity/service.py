@@ -18,6 +18,7 @@ from backend.core.config import Settings
 from backend.core.database import call_after_commit, utcnow
 from backend.core.errors import BadRequest, Conflict
 from backend.core.mail import Mail, Mailer, render_mail
+from backend.core.rate_limit import Throttle
 from backend.identity import one_time_tokens, refresh_tokens
 from backend.identity.bootstrap import normalise_email
 from backend.identity.models import OneTimePurpose, User
@@ -170,3 +171,15 @@ def _send_in_background_after_commit(session: AsyncSession, mailer: Mailer, mail
         task.add_done_callback(_background_mail.discard)
 
     call_after_commit(session, spawn)
+
+
+async def count_sign_in_attempt(throttle: Throttle, email: str, client_address: str) -> int | None:
+    """Count one password attempt against the account and the client address.
+
+    The token endpoint, the password change, the admin sign-in and the invitation page share
+    this one budget, so that no door guesses faster than another. Returns the seconds to wait
+    when over the limit.
+    """
+    return await throttle.hit(
+        f"login:account:{normalise_email(email)}", f"login:ip:{client_address}"
+    )

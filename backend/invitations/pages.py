@@ -7,22 +7,20 @@ forms are CSRF-protected (csrf.py). Anything that goes wrong renders a page, nev
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import DbSession
 from backend.core.dependencies import client_address
 from backend.core.errors import Gone, NotFound, Problem
-from backend.core.mail import TEMPLATES_DIR
-from backend.identity.bootstrap import normalise_email
+from backend.core.pages import FormField, page_headers, render_page
 from backend.identity.dependencies import AppPasswords
 from backend.identity.password_policy import MIN_LENGTH as PASSWORD_MIN_LENGTH
+from backend.identity.service import count_sign_in_attempt
 from backend.invitations import acceptance
 from backend.invitations.csrf import CsrfRejected
 from backend.invitations.dependencies import AcceptPageCsrf
@@ -31,26 +29,8 @@ from backend.invitations.schemas import InvitationAcceptNewUser
 
 router = APIRouter(prefix="/invitations", include_in_schema=False)
 
-pages = Jinja2Templates(
-    env=Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR / "pages"),
-        autoescape=select_autoescape(),
-        undefined=StrictUndefined,
-    )
-)
+_HEADERS = page_headers("same-origin")
 
-# The token is in the page's URL: it must not leak to other sites through Referer. `same-origin`
-# (not `no-referrer`, which would make the forms' Origin header "null").
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-}
-FormField = Annotated[str, Form()]
 STALE_FORM = (
     "This form has expired or did not come from this site. Open the link from the mail again."
 )
@@ -59,9 +39,7 @@ STALE_FORM = (
 def _render(
     request: Request, template: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    return pages.TemplateResponse(
-        request, template, context, status_code=status_code, headers=_HEADERS
-    )
+    return render_page(request, template, _HEADERS, status_code, **context)
 
 
 def _invalid(request: Request, problem: Problem) -> HTMLResponse:
@@ -182,11 +160,8 @@ async def sign_in_and_accept(
     details = await _open_for_post(request, session, csrf, token, csrf_token)
     if isinstance(details, HTMLResponse):
         return details
-    # The same counters as the token endpoint's password grant: one budget per account.
-    wait = await request.app.state.login_throttle.hit(
-        f"login:account:{normalise_email(details.invitation.email)}",
-        f"login:ip:{client_address(request)}",
-    )
+    throttle = request.app.state.login_throttle
+    wait = await count_sign_in_attempt(throttle, details.invitation.email, client_address(request))
     if wait is not None:
         problem = Problem(f"Too many sign-in attempts; retry in {wait} seconds.", status=429)
         return await _failed(request, session, csrf, details, token, problem)

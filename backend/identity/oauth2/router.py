@@ -14,9 +14,9 @@ from starlette.datastructures import UploadFile
 from backend.core.database import Database, get_database
 from backend.core.dependencies import AppSettings, client_address
 from backend.identity import refresh_tokens
-from backend.identity.bootstrap import normalise_email
 from backend.identity.dependencies import AppKeyRing
 from backend.identity.oauth2.server import FormRequest, IdentityServer, OAuthContext
+from backend.identity.service import count_sign_in_attempt
 
 router = APIRouter(tags=["oauth2"])
 
@@ -100,9 +100,8 @@ async def _revoke_family_now(database: Database, family_id: uuid.UUID) -> None:
 
 async def _throttled(request: Request, username: str) -> JSONResponse | None:
     """Per account and per client address, counted before any password is checked."""
-    wait = await request.app.state.login_throttle.hit(
-        f"login:account:{normalise_email(username)}", f"login:ip:{client_address(request)}"
-    )
+    throttle = request.app.state.login_throttle
+    wait = await count_sign_in_attempt(throttle, username, client_address(request))
     if wait is None:
         return None
     return oauth_error(
@@ -150,12 +149,7 @@ async def token(request: Request) -> Response:
     ),
 )
 async def revoke(request: Request) -> Response:
-    form = await _read_form(request)
-    if isinstance(form, JSONResponse):
-        return form
-    return await _run(
-        request, form, lambda server, req: server.create_endpoint_response("revocation", req)
-    )
+    return await _endpoint_response(request, "revocation")
 
 
 @router.post(
@@ -166,11 +160,15 @@ async def revoke(request: Request) -> Response:
     ),
 )
 async def introspect(request: Request) -> Response:
+    return await _endpoint_response(request, "introspection")
+
+
+async def _endpoint_response(request: Request, endpoint: str) -> Response:
     form = await _read_form(request)
     if isinstance(form, JSONResponse):
         return form
     return await _run(
-        request, form, lambda server, req: server.create_endpoint_response("introspection", req)
+        request, form, lambda server, req: server.create_endpoint_response(endpoint, req)
     )
 
 
