@@ -31,7 +31,7 @@ from backend.core.database import Database
 from backend.core.dependencies import client_address
 from backend.identity.bootstrap import normalise_email
 from backend.identity.models import User
-from backend.identity.service import count_sign_in_attempt
+from backend.identity.service import count_sign_in_attempt, verify_credentials
 from tenants import service as tenant_service
 from tenants.isolation import enter_tenant
 from tenants.models import Membership, Tenant, TenantStatus
@@ -216,14 +216,7 @@ class AdminAuth(AuthenticationBackend):
         return RedirectResponse(request.url_for(target), status_code=302)
 
     async def _verified_user(self, session: AsyncSession, email: str, password: str) -> User | None:
-        user = await session.scalar(select(User).where(User.email == email))
-        passwords = self.main_app.state.passwords
-        matches, upgraded = await passwords.verify(password, user.password_hash if user else None)
-        if not matches or user is None:
-            return None
-        if upgraded and user.is_active:
-            user.password_hash = upgraded
-        return user
+        return await verify_credentials(session, self.main_app.state.passwords, email, password)
 
     async def logout(self, request: Request) -> Response | bool:
         request.session.clear()

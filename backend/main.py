@@ -16,7 +16,7 @@ from backend.core.database import Database
 from backend.core.docs import install_docs
 from backend.core.errors import install_error_handlers
 from backend.core.logging import configure_logging
-from backend.core.mail import Mailer
+from backend.core.mail import Mailer, finish_deliveries
 from backend.core.observability import Metrics, ObservabilityMiddleware
 from backend.core.rate_limit import Throttle
 from backend.identity.keys import KeyRing
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         try:
             yield
         finally:
+            await finish_deliveries()
             await app.state.database.dispose()
 
     app = FastAPI(

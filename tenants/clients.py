@@ -16,10 +16,9 @@ from backend.core.errors import NotFound
 from backend.core.pagination import PageRequest, page_of, paginate
 from backend.core.secrets import hash_token, new_token
 from backend.identity.models import ClientRole, OAuthClient
+from backend.identity.oauth2.models import CLIENT_CREDENTIALS
 from tenants.audit import record_audit
 from tenants.dependencies import TenantAccessContext
-
-CLIENT_CREDENTIALS = "client_credentials"
 
 
 def _active_clients_of(tenant_id: uuid.UUID):

@@ -38,6 +38,7 @@ from tenants.roles import (
 )
 
 TENANT_NOT_FOUND = "No such tenant."
+TENANT_SUSPENDED = "This tenant is suspended. Contact the platform administrators."
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ async def resolve_tenant_access(
     else:
         access = await _client_access(session, claims, tenant_id, extension)
     if access.tenant.status is TenantStatus.SUSPENDED:
-        raise Forbidden("This tenant is suspended. Contact the platform administrators.")
+        raise Forbidden(TENANT_SUSPENDED)
     return access
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -205,9 +205,17 @@ async def _membership(session: AsyncSession, user_id: uuid.UUID) -> Membership:
 
 
 async def _ensure_another_owner(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """409 unless an owner other than `user_id` remains; the lock orders concurrent changes."""
+    """409 unless an owner other than `user_id` remains.
+
+    The owners are read through a write that changes nothing: it takes the lock on every
+    database (SQLite ignores FOR UPDATE), so two owners leaving at once are served one by one
+    and the second sees that it would be the last.
+    """
     owners = await session.scalars(
-        select(Membership.user_id).where(Membership.role == TenantRole.OWNER).with_for_update()
+        update(Membership)
+        .where(Membership.role == TenantRole.OWNER)
+        .values(role=Membership.role)
+        .returning(Membership.user_id)
     )
     if not set(owners) - {user_id}:
         raise Conflict("A tenant keeps at least one owner: make someone else owner first.")

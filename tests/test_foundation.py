@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from backend.core.config import Settings
+from backend.core.errors import BadRequest
 from backend.core.logging import JsonFormatter, redact_text
+from backend.core.pagination import decode_cursor, encode_cursor
 from backend.main import create_app
 
 
@@ -105,3 +110,22 @@ async def test_readiness_is_503_when_the_database_is_unreachable(settings: Setti
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"
     assert ready.json()["detail"] == "The database is not reachable."
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not base64 !",
+        "bm90IGpzb24",
+        encode_cursor(datetime(2020, 1, 1, tzinfo=UTC), uuid.uuid4())[:-3],
+    ],
+)
+def test_a_malformed_cursor_is_a_bad_request(cursor: str) -> None:
+    with pytest.raises(BadRequest):
+        decode_cursor(cursor)
+
+
+def test_a_cursor_without_a_timezone_is_a_bad_request() -> None:
+    raw = json.dumps(["2020-01-01T00:00:00", str(uuid.uuid4())]).encode()
+    with pytest.raises(BadRequest):
+        decode_cursor(base64.urlsafe_b64encode(raw).decode())

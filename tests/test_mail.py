@@ -17,7 +17,7 @@ from backend.core.database import DbSession
 from backend.core.dependencies import AppMailer
 from backend.core.errors import Conflict
 from backend.core.logging import JsonFormatter, set_request_id
-from backend.core.mail import Mail, Mailer
+from backend.core.mail import Mail, Mailer, finish_deliveries
 from tenants.models import Tenant
 from tests.factories import TenantFactory
 from tests.harness.postgres import free_port
@@ -100,3 +100,21 @@ async def test_mail_waits_for_commit_and_a_failed_request_writes_and_sends_nothi
     slugs = (await db.scalars(select(Tenant.slug))).all()
     assert slugs == ["kept"]
     assert len(await mailbox.wait_for("ada@example.com")) == 1
+
+
+async def test_mail_queued_before_an_explicit_rollback_is_never_sent(
+    app: FastAPI, client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    async def queue_then_roll_back(session: DbSession, mailer: AppMailer) -> None:
+        session.add(TenantFactory(slug="undone"))
+        mailer.send_after_commit(session, MESSAGE)
+        await session.flush()
+        await session.rollback()
+
+    app.add_api_route("/__test__/undo", queue_then_roll_back, methods=["POST"])
+    try:
+        assert (await client.post("/__test__/undo")).status_code == 200
+    finally:
+        app.router.routes.pop()
+    await finish_deliveries()
+    assert mailbox.to("ada@example.com") == []

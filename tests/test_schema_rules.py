@@ -120,5 +120,9 @@ async def test_the_app_role_owns_nothing_and_cannot_bypass_rls(
                 "WHERE r.rolname = 'app_user'"
             )
         )
+        writes_schema_version = await connection.scalar(
+            text("SELECT has_table_privilege('app_user', 'alembic_version', 'UPDATE')")
+        )
     assert tuple(role) == (False, False)
     assert owned == 0
+    assert writes_schema_version is False

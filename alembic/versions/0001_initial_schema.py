@@ -55,6 +55,8 @@ def _grant_app_role(grant: bool) -> None:
     role = get_settings().database_app_role
     action = (
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; "
+        # The schema's version is the owner's business alone.
+        f"REVOKE ALL ON alembic_version FROM {role}; "
         f"GRANT USAGE ON SCHEMA public TO {role}; "
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}"
@@ -465,9 +467,6 @@ def upgrade() -> None:
             ["tenants.id"],
             name=op.f("fk_project_members_tenant_id_tenants"),
             ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_project_members_user_id_users")
         ),
         sa.PrimaryKeyConstraint(
             "tenant_id", "project_id", "user_id", name=op.f("pk_project_members")

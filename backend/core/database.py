@@ -99,6 +99,13 @@ def call_after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+@event.listens_for(AppSession, "after_soft_rollback")
+def _forget_after_commit_work(session: Session, previous_transaction: Any) -> None:
+    # Work queued for after the commit belongs to what was just undone.
+    if previous_transaction.parent is None:
+        session.info.pop("after_commit", None)
+
+
 async def run_after_commit(session: AsyncSession) -> None:
     for callback in session.info.pop("after_commit", []):
         try:

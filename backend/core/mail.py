@@ -1,7 +1,9 @@
 """Outgoing mail: rendered from Jinja2 templates, delivered by the console or SMTP backend.
 
-Callers queue mail with `send_after_commit`, so that nothing is sent for work that rolled back,
-and a delivery failure is logged (with the request id) instead of breaking the request.
+Callers queue mail with `send_after_commit`: nothing is sent for work that rolled back, delivery
+starts once the transaction has committed and runs in the background (a slow SMTP server never
+holds up a response, nor tells by timing whether an account exists), and a failure is logged with
+the request id instead of breaking anything. A resend is the remedy for a lost mail.
 """
 
 from __future__ import annotations
@@ -126,7 +128,19 @@ class Mailer:
         return True
 
     def send_after_commit(self, session: AsyncSession, mail: Mail) -> None:
-        async def deliver() -> None:
-            await self.send(mail)
+        async def start_delivery() -> None:
+            task = asyncio.create_task(self.send(mail))
+            _deliveries.add(task)
+            task.add_done_callback(_deliveries.discard)
 
-        call_after_commit(session, deliver)
+        call_after_commit(session, start_delivery)
+
+
+# Deliveries under way; kept referenced so that they are not collected before they finish.
+_deliveries: set[asyncio.Task[bool]] = set()
+
+
+async def finish_deliveries(timeout_seconds: float = 30.0) -> None:
+    """Wait for mail still being delivered: at shutdown, and in tests before asserting."""
+    if _deliveries:
+        await asyncio.wait(set(_deliveries), timeout=timeout_seconds)

@@ -49,7 +49,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at, row_id = json.loads(raw)
         if not isinstance(row_id, str):
             raise TypeError("the id is not text")
-        return datetime.fromisoformat(created_at), row_id
+        after = datetime.fromisoformat(created_at)
+        if after.tzinfo is None:  # every cursor this server issues is timezone-aware
+            raise ValueError("the cursor's time has no timezone")
+        return after, row_id
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
         raise BadRequest("The cursor is not valid.") from exc
 

@@ -5,7 +5,6 @@ Services take the session and never commit: the request's session dependency doe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from urllib.parse import urlencode
@@ -15,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import Settings
-from backend.core.database import call_after_commit, utcnow
+from backend.core.database import utcnow
 from backend.core.errors import BadRequest, Conflict
-from backend.core.mail import Mail, Mailer, render_mail
+from backend.core.mail import Mailer, render_mail
 from backend.core.rate_limit import Throttle
 from backend.identity import one_time_tokens, refresh_tokens
 from backend.identity.bootstrap import normalise_email
@@ -33,11 +32,28 @@ VERIFY_EMAIL_PATH = "/verify-email"
 RESET_PASSWORD_PATH = "/reset-password"  # noqa: S105 (a URL path)
 INVALID_LINK = "The link is not valid: it may have expired or been used already."
 
-_background_mail: set[asyncio.Task[bool]] = set()
-
 
 async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+async def verify_credentials(
+    session: AsyncSession, passwords: Passwords, email: str, password: str
+) -> User | None:
+    """The account with this email when `password` is its password, else None; the caller
+    decides what a deactivated account may do.
+
+    An unknown email costs the same hash as a wrong password (the decoy), so timing tells
+    nothing; a hash made with older parameters is upgraded. (The token endpoint's password
+    grant does the same inside Authlib's synchronous callback: oauth2/grants.py.)
+    """
+    user = await find_user_by_email(session, email)
+    matches, upgraded_hash = await passwords.verify(password, user.password_hash if user else None)
+    if user is None or not matches:
+        return None
+    if upgraded_hash:
+        user.password_hash = upgraded_hash
+    return user
 
 
 async def sign_up(
@@ -101,7 +117,8 @@ async def request_password_reset(
         link=_link(settings, RESET_PASSWORD_PATH, token),
         minutes=PASSWORD_RESET_TTL_SECONDS // 60,
     )
-    _send_in_background_after_commit(session, mailer, mail)
+    # Mail goes out in the background: waiting for SMTP would tell that the account exists.
+    mailer.send_after_commit(session, mail)
 
 
 async def confirm_password_reset(
@@ -160,17 +177,6 @@ async def _user_of_token(session: AsyncSession, token: str, purpose: OneTimePurp
 
 def _link(settings: Settings, path: str, token: str) -> str:
     return f"{settings.public_base_url}{path}?{urlencode({'token': token})}"
-
-
-def _send_in_background_after_commit(session: AsyncSession, mailer: Mailer, mail: Mail) -> None:
-    """Deliver after the response: waiting for SMTP would tell by timing that the account exists."""
-
-    async def spawn() -> None:
-        task = asyncio.create_task(mailer.send(mail))
-        _background_mail.add(task)
-        task.add_done_callback(_background_mail.discard)
-
-    call_after_commit(session, spawn)
 
 
 async def count_sign_in_attempt(throttle: Throttle, email: str, client_address: str) -> int | None:

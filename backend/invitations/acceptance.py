@@ -20,12 +20,14 @@ from backend.core.errors import Conflict, Forbidden, Gone, NotFound
 from backend.identity.bootstrap import normalise_email
 from backend.identity.models import User
 from backend.identity.passwords import Passwords
+from backend.identity.service import verify_credentials
 from backend.invitations.details import InvitationDetails, find_details
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import parse_token
 from backend.projects import service as projects_service
 from tenants import service as tenants_service
 from tenants.audit import Actor, record_audit
+from tenants.dependencies import TENANT_SUSPENDED
 from tenants.isolation import enter_tenant
 from tenants.models import Membership, TenantStatus
 from tenants.roles import ProjectRole, TenantRole
@@ -69,7 +71,7 @@ async def open_invitation(session: AsyncSession, token: str) -> InvitationDetail
     if status in CLOSED:
         raise Gone(CLOSED[status])
     if details.tenant.status is TenantStatus.SUSPENDED:
-        raise Forbidden("This tenant is suspended. Contact the platform administrators.")
+        raise Forbidden(TENANT_SUSPENDED)
     return details
 
 
@@ -165,10 +167,5 @@ async def authenticate_invitee(
 
     An unknown account costs the same hash as a wrong password (Passwords' decoy).
     """
-    user = await session.scalar(select(User).where(User.email == details.invitation.email))
-    matches, upgraded_hash = await passwords.verify(password, user.password_hash if user else None)
-    if user is None or not matches or not user.is_active:
-        return None
-    if upgraded_hash:
-        user.password_hash = upgraded_hash
-    return user
+    user = await verify_credentials(session, passwords, details.invitation.email, password)
+    return user if user is not None and user.is_active else None

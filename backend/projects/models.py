@@ -52,10 +52,14 @@ class ProjectMember(TenantScoped, CreatedAt, Base):
     )
 
     project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    # No foreign key of its own to users: the one to memberships implies the user, and cascades
+    # when they leave the tenant or the account is deleted.
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     role: Mapped[ProjectRole] = mapped_column(string_enum(ProjectRole, "project_role"))
 
-    user: Mapped[User] = relationship(lazy="raise", viewonly=True)
+    user: Mapped[User] = relationship(
+        primaryjoin="foreign(ProjectMember.user_id) == User.id", lazy="raise", viewonly=True
+    )
 
 
 class TaskStatus(StrEnum):

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import utcnow
+from backend.core.mail import finish_deliveries
 from backend.core.secrets import hash_token
 from backend.identity.models import OneTimePurpose, OneTimeToken, User
 from tests.factories import DEFAULT_PASSWORD, UserFactory, persist
@@ -53,6 +54,7 @@ async def test_an_unknown_email_gets_the_same_202_and_no_mail(
 
     assert known.status_code == unknown.status_code == 202
     assert known.json() == unknown.json()
+    await finish_deliveries()
     assert mailbox.to("nobody@example.com") == []
     assert await db.scalar(select(OneTimeToken.id).where(OneTimeToken.user_id != user.id)) is None
 
@@ -66,6 +68,7 @@ async def test_a_deactivated_account_gets_no_reset_mail(
     await asyncio.sleep(0.2)
 
     assert response.status_code == 202
+    await finish_deliveries()
     assert mailbox.to("gone@example.com") == []
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import utcnow
+from backend.core.mail import finish_deliveries
 from backend.core.secrets import hash_token
 from backend.identity.models import OneTimePurpose, OneTimeToken, User
 from tests.harness.smtp import Mailbox
@@ -152,4 +153,5 @@ async def test_sign_up_can_be_switched_off(variant_client, mailbox: Mailbox) -> 
 
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/problem+json"
+    await finish_deliveries()
     assert mailbox.to("grace@example.com") == []

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from backend.core.config import EmailBackend, Environment, Settings
-from backend.core.mail import Mailer
+from backend.core.mail import Mailer, finish_deliveries
 from tests.harness.postgres import free_port
 from tests.harness.smtp import Mailbox
 from tests.invitations.helpers import invite, mailed_token
@@ -45,6 +45,7 @@ async def test_a_failed_delivery_keeps_the_invitation_which_can_be_resent(
         created = await invite(client, app, acme, "olive", GRACE)
 
     assert created.status_code == 201
+    await finish_deliveries()
     assert [r for r in caplog.records if r.getMessage() == "mail delivery failed"]
     assert mailbox.to(GRACE) == []
     listed = await client.get(f"{acme.url}/invitations", headers=acme.headers(app, "olive"))

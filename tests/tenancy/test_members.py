@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -11,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from backend.projects.models import ProjectMember, Task
 from tenants import service
 from tenants.audit import Actor
+from tenants.isolation import enter_tenant
+from tenants.models import Membership
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import random_id
 from tests.factories import UserFactory, persist
@@ -212,3 +216,21 @@ async def test_add_member_for_invitations_is_idempotent_and_audited(
     assert members.json()["items"][-1]["user_id"] == str(newcomer.id)
     added = [a for a in await audit_actions(client, app, acme) if a[0] == "member.added"]
     assert added == [("member.added", {"role": "member"})]
+
+
+async def test_two_owners_leaving_at_once_leave_one_owner(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    for attempt in range(5):
+        world = await build_tenant(
+            db, f"race-{attempt}", members={"ann": TenantRole.OWNER, "ben": TenantRole.OWNER}
+        )
+        first, second = await asyncio.gather(
+            client.delete(member_url(world, "ann"), headers=world.headers(app, "ann")),
+            client.delete(member_url(world, "ben"), headers=world.headers(app, "ben")),
+        )
+        assert sorted([first.status_code, second.status_code]) == [204, 409]
+        await db.rollback()
+        await enter_tenant(db, world.id)
+        owners = await db.scalars(select(Membership).where(Membership.role == TenantRole.OWNER))
+        assert len(owners.all()) == 1

@@ -15,6 +15,7 @@ from backend.core.database import Database, get_database
 from backend.core.dependencies import AppSettings, client_address
 from backend.identity import refresh_tokens
 from backend.identity.dependencies import AppKeyRing
+from backend.identity.oauth2.grants import SECRET_AUTH_METHODS
 from backend.identity.oauth2.server import FormRequest, IdentityServer, OAuthContext
 from backend.identity.service import count_sign_in_attempt
 
@@ -23,7 +24,6 @@ router = APIRouter(tags=["oauth2"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 GRANT_TYPES = ["password", "refresh_token", "client_credentials"]
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
-SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 Action = Callable[[IdentityServer, FormRequest], JSONResponse]
 
