@@ -411,6 +411,11 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
+            "ix_invitations_tenant_id_project_id_created_at_id",
+            ["tenant_id", "project_id", "created_at", "id"],
+            unique=False,
+        )
+        batch_op.create_index(
             "ix_invitations_tenant_id_email_status", ["tenant_id", "email", "status"], unique=False
         )
         batch_op.create_index(
@@ -614,6 +619,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_invitations_tenant_id_email_pending")
         batch_op.drop_index("ix_invitations_tenant_id_token_hash")
         batch_op.drop_index("ix_invitations_tenant_id_email_status")
+        batch_op.drop_index("ix_invitations_tenant_id_project_id_created_at_id")
         batch_op.drop_index("ix_invitations_tenant_id_created_at_id")
 
     op.drop_table("invitations")

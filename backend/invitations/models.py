@@ -44,6 +44,14 @@ class Invitation(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
         Index("ix_invitations_tenant_id_token_hash", "tenant_id", "token_hash", unique=True),
         Index("ix_invitations_tenant_id_email_status", "tenant_id", "email", "status"),
         Index("ix_invitations_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        # A project owner's list (`?project_id=`), in list order.
+        Index(
+            "ix_invitations_tenant_id_project_id_created_at_id",
+            "tenant_id",
+            "project_id",
+            "created_at",
+            "id",
+        ),
         Index(
             "ix_invitations_tenant_id_email_pending",
             "tenant_id",
