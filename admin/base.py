@@ -10,6 +10,11 @@ through it. What this class adds:
   into the same transaction;
 - a 404, never a 403, for a primary key out of reach;
 - `scope_criteria` for the one global table tenant admins see (their own tenant's row);
+- names for the ids a page shows: `list_loads` and `details_loads` join the people a row names
+  into the page's own query (no query per row), and in the tenant view only people who are
+  members of the tenant (`visible_people`); `person` shows them by email. Projects and tenants
+  are named through relationship columns, which SQLAdmin loads with one `selectinload` each,
+  through the same scoped session (the ORM filter applies to relationship loads too);
 - form pickers for foreign keys (`admin.pickers`) and safe enum fields;
 - a refusal, at start-up, of any view that would show or edit a hash or a secret.
 """
@@ -27,7 +32,8 @@ from sqladmin.helpers import get_object_identifier, get_primary_keys, object_ide
 from sqlalchemy import Enum, Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ColumnProperty
+from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, joinedload
+from sqlalchemy.orm.interfaces import LoaderOption
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -41,7 +47,9 @@ from admin.pickers import Picker, optional_uuid
 from admin.scoping import AdminScope, current_scope, current_scope_or_none, enter_row_tenant
 from backend.core.database import run_after_commit
 from backend.core.errors import Problem
+from backend.identity.models import User
 from tenants.isolation import TenantScoped
+from tenants.models import Membership
 
 SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "client_secret_hash"})
 
@@ -58,11 +66,37 @@ def _found(model: Any) -> Any:
     return model
 
 
+def visible_people(scope: AdminScope, relation: InstrumentedAttribute) -> Any:
+    """A relationship to users, as the scope may see it: in the tenant view, a user is named only
+    when a member of the tenant (a former member, a superuser acting in the tenant, someone of
+    another tenant stay unnamed), as tenant admins see users only as members."""
+    if scope.platform or relation.property.mapper.class_ is not User:
+        return relation
+    members = select(Membership.user_id).where(Membership.tenant_id == scope.tenant_id)
+    return relation.and_(User.id.in_(members))
+
+
+def person(relation: str, column: str) -> Callable[[Any, Any], str]:
+    """A formatter naming the user `column` refers to by email, from the loaded `relation`."""
+
+    def email(obj: Any, _prop: Any) -> str:
+        user = getattr(obj, relation)
+        if user is not None:
+            return user.email
+        return "" if getattr(obj, column) is None else "(not a member)"
+
+    return email
+
+
 class AdminView(ModelView):
     page_size = 25
     can_import = False
     # Foreign keys set through a picker; listed in form_create_rules/form_edit_rules to appear.
     form_pickers: ClassVar[dict[str, Picker]] = {}
+    # Many-to-one relationships the list and the details page name (people, by `person`): joined
+    # into the page's query. Relationship columns (projects, tenants) are SQLAdmin's to load.
+    list_loads: ClassVar[Sequence[InstrumentedAttribute]] = ()
+    details_loads: ClassVar[Sequence[InstrumentedAttribute]] = ()
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,8 +133,16 @@ class AdminView(ModelView):
         """Extra criteria for global tables; tenant tables are scoped by the session itself."""
         return ()
 
+    def eager_loads(self, relations: Sequence[InstrumentedAttribute]) -> list[LoaderOption]:
+        scope = current_scope()
+        return [joinedload(visible_people(scope, relation)) for relation in relations]
+
     def list_query(self, request: Request) -> Select:
-        return select(self.model).where(*self.scope_criteria(current_scope()))
+        statement = select(self.model).where(*self.scope_criteria(current_scope()))
+        return statement.options(*self.eager_loads(self.list_loads))
+
+    def details_query(self, request: Request) -> Select:
+        return super().details_query(request).options(*self.eager_loads(self.details_loads))
 
     def count_query(self, request: Request) -> Select:
         return super().count_query(request).where(*self.scope_criteria(current_scope()))

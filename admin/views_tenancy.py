@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from wtforms import validators
 
-from admin.base import AdminView, AdminWriteRefused, ReadOnlyView
+from admin.base import AdminView, AdminWriteRefused, ReadOnlyView, person
 from admin.filters import enum_filter
 from admin.pickers import TENANT, optional_uuid
 from admin.scoping import AdminScope, current_scope, enter_row_tenant
@@ -193,6 +193,7 @@ class InvitationAdmin(ReadOnlyView, model=Invitation):
     column_list = [
         Invitation.email,
         Invitation.role,
+        Invitation.project,
         Invitation.project_role,
         Invitation.status,
         Invitation.expires_at,
@@ -203,23 +204,37 @@ class InvitationAdmin(ReadOnlyView, model=Invitation):
         Invitation.tenant,
         Invitation.email,
         Invitation.role,
-        Invitation.project_id,
+        Invitation.project,
         Invitation.project_role,
         Invitation.status,
-        Invitation.inviter,
+        Invitation.invited_by,
         Invitation.expires_at,
         Invitation.accepted_at,
         Invitation.accepted_by,
         Invitation.created_at,
     ]
     # A pending invitation past its expiry shows as expired, as the API shows it.
-    column_formatters = {Invitation.status: lambda i, _: i.current_status.value}
+    column_formatters = {
+        Invitation.status: lambda i, _: i.current_status.value,
+        Invitation.project: lambda i, _: i.project.name if i.project else "",
+    }
     column_formatters_detail = {
         **column_formatters,
         Invitation.tenant: lambda i, _: i.tenant.name,
-        Invitation.inviter: lambda i, _: _email(i.inviter),
+        Invitation.invited_by: person("inviter", "invited_by"),
+        Invitation.accepted_by: person("accepter", "accepted_by"),
     }
-    non_link_related_fields = [Invitation.inviter]
+    column_labels = {Invitation.invited_by: "inviter", Invitation.accepted_by: "accepted by"}
+    details_loads = (Invitation.inviter, Invitation.accepter)
+    column_export_list = [  # ids, as before: exports are data, not pages
+        Invitation.email,
+        Invitation.role,
+        Invitation.project_id,
+        Invitation.project_role,
+        Invitation.status,
+        Invitation.expires_at,
+        Invitation.created_at,
+    ]
     column_searchable_list = [Invitation.email]
     column_sortable_list = [Invitation.email, Invitation.status, Invitation.expires_at]
     column_default_sort = [(Invitation.created_at, True)]
@@ -268,10 +283,15 @@ class AuditEventAdmin(ReadOnlyView, model=AuditEvent):
     ]
     column_details_list = [
         AuditEvent.id,
-        AuditEvent.tenant_id,
+        AuditEvent.tenant,
         *column_list,
         AuditEvent.data,
     ]
+    column_formatters = {AuditEvent.actor_user_id: person("actor", "actor_user_id")}
+    column_formatters_detail = {**column_formatters, AuditEvent.tenant: lambda e, _: e.tenant.name}
+    column_labels = {AuditEvent.actor_user_id: "actor", AuditEvent.actor_client_id: "client"}
+    list_loads = (AuditEvent.actor,)
+    details_loads = (AuditEvent.actor,)
     column_searchable_list = [AuditEvent.action, AuditEvent.target_id]
     column_sortable_list = [AuditEvent.created_at, AuditEvent.action]
     column_default_sort = [(AuditEvent.created_at, True)]

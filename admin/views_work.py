@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.audit import audit_data
-from admin.base import AdminView
+from admin.base import AdminView, person
 from admin.filters import LookupFilter, enum_filter
 from admin.pickers import ASSIGNEE, MEMBER, PROJECT, TENANT
 from admin.scoping import AdminScope
@@ -33,6 +33,12 @@ def _email(member: Any) -> str:
     return member.user.email if member.user else ""
 
 
+def _name(obj: Any, prop: Any) -> str:
+    """A tenant or project relationship column, by its name."""
+    related = getattr(obj, prop if isinstance(prop, str) else prop.key)
+    return related.name if related else ""
+
+
 class ProjectAdmin(AdminView, model=Project):
     name = "Project"
     icon = "fa-solid fa-folder"
@@ -40,13 +46,19 @@ class ProjectAdmin(AdminView, model=Project):
     column_list = [Project.name, Project.created_at, Project.updated_at]
     column_details_list = [
         Project.id,
-        Project.tenant_id,
+        Project.tenant,
         Project.name,
         Project.description,
         Project.created_by,
         Project.created_at,
         Project.updated_at,
     ]
+    column_formatters_detail = {
+        Project.tenant: _name,
+        Project.created_by: person("creator", "created_by"),
+    }
+    column_labels = {Project.created_by: "created by"}
+    details_loads = (Project.creator,)
     column_searchable_list = [Project.name]
     column_sortable_list = [Project.name, Project.created_at, Project.updated_at]
     column_default_sort = [(Project.created_at, True)]
@@ -64,20 +76,23 @@ class ProjectMemberAdmin(AdminView, model=ProjectMember):
     icon = "fa-solid fa-user-group"
     category = WORK
     column_list = [
-        ProjectMember.project_id,
+        ProjectMember.project,
         ProjectMember.user,
         ProjectMember.role,
         ProjectMember.created_at,
     ]
     column_details_list = [
-        ProjectMember.tenant_id,
-        ProjectMember.project_id,
+        ProjectMember.tenant,
+        ProjectMember.project,
         ProjectMember.user,
         ProjectMember.role,
         ProjectMember.created_at,
     ]
-    column_formatters = {ProjectMember.user: lambda m, _: _email(m)}
-    column_formatters_detail = column_formatters
+    column_formatters = {
+        ProjectMember.user: lambda m, _: _email(m),
+        ProjectMember.project: _name,
+    }
+    column_formatters_detail = {**column_formatters, ProjectMember.tenant: _name}
     non_link_related_fields = [ProjectMember.user]
     column_searchable_list = ["user.email"]
     column_labels = {"user.email": "email", "user.full_name": "name"}
@@ -128,17 +143,36 @@ class TaskAdmin(AdminView, model=Task):
     name = "Task"
     icon = "fa-solid fa-list-check"
     category = WORK
-    column_list = [Task.title, Task.status, Task.project_id, Task.assignee_id, Task.updated_at]
+    column_list = [Task.title, Task.status, Task.project, Task.assignee_id, Task.updated_at]
     column_details_list = [
         Task.id,
-        Task.tenant_id,
-        Task.project_id,
+        Task.tenant,
+        Task.project,
         Task.title,
         Task.description,
         Task.status,
         Task.assignee_id,
         Task.created_by,
         Task.created_at,
+        Task.updated_at,
+    ]
+    column_formatters = {
+        Task.project: _name,
+        Task.assignee_id: person("assignee", "assignee_id"),
+    }
+    column_formatters_detail = {
+        **column_formatters,
+        Task.tenant: _name,
+        Task.created_by: person("creator", "created_by"),
+    }
+    column_labels = {Task.assignee_id: "assignee", Task.created_by: "created by"}
+    list_loads = (Task.assignee,)
+    details_loads = (Task.assignee, Task.creator)
+    column_export_list = [  # ids, as before: exports are data, not pages
+        Task.title,
+        Task.status,
+        Task.project_id,
+        Task.assignee_id,
         Task.updated_at,
     ]
     column_searchable_list = [Task.title]

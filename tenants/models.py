@@ -62,3 +62,8 @@ class AuditEvent(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
     target_type: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    tenant: Mapped[Tenant] = relationship(lazy="raise", viewonly=True)
+    actor: Mapped[User | None] = relationship(
+        foreign_keys=[actor_user_id], lazy="raise", viewonly=True
+    )

@@ -233,8 +233,19 @@ def _require_may_assign(
 async def change_member_role(
     session: AsyncSession, access: TenantAccessContext, user_id: uuid.UUID, role: TenantRole
 ) -> MemberOut:
+    """Change a member's role; the answer is built from the row the change read and wrote,
+    so nothing is read back."""
     access.require(TenantAction.MANAGE_MEMBERS)
-    membership = await _membership(session, user_id)
+    statement = (
+        select(Membership, User.email, User.full_name)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.user_id == user_id)
+    )
+    row = (await session.execute(statement)).first()
+    if row is None:
+        raise NotFound(MEMBER_NOT_FOUND)
+    membership, email, full_name = row
+    joined = membership.created_at  # read now: the owner check's UPDATE may expire the object
     previous = membership.role
     _require_may_assign(access, previous, role)
     if previous is not role:
@@ -244,7 +255,9 @@ async def change_member_role(
         data = {"role": {"from": previous.value, "to": role.value}}
         record_audit(session, access.actor, "member.role_changed", "user", user_id, data)
         await session.flush()
-    return await get_member(session, user_id)
+    return MemberOut(
+        user_id=user_id, email=email, full_name=full_name, role=role, created_at=joined
+    )
 
 
 async def remove_member(

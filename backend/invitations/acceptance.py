@@ -80,9 +80,11 @@ async def claim(session: AsyncSession, invitation: Invitation, user_id: uuid.UUI
 
     A conditional UPDATE: on PostgreSQL the second of two racing requests waits on the row
     lock and then matches nothing; on SQLite the writers are serialised by the database lock.
+    The row comes back through RETURNING (`populate_existing` writes it onto `invitation`), so
+    the claim is one round trip.
     """
     now = utcnow()
-    result = await session.execute(
+    claimed = await session.scalar(
         update(Invitation)
         .where(
             Invitation.id == invitation.id,
@@ -90,11 +92,11 @@ async def claim(session: AsyncSession, invitation: Invitation, user_id: uuid.UUI
             Invitation.expires_at > now,
         )
         .values(status=InvitationStatus.ACCEPTED, accepted_at=now, accepted_by=user_id)
-        .execution_options(synchronize_session=False)
+        .returning(Invitation)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if claimed is None:
         raise Gone("This invitation has just been used, withdrawn or replaced.")
-    await session.refresh(invitation)
 
 
 async def _join(session: AsyncSession, details: InvitationDetails, user: User) -> Acceptance:
@@ -126,7 +128,14 @@ async def _join(session: AsyncSession, details: InvitationDetails, user: User) -
 
 async def accept(session: AsyncSession, token: str, user: User) -> Acceptance:
     """Accept as `user`, whose email must be the invited one (compared normalised)."""
-    details = await open_invitation(session, token)
+    return await accept_opened(session, await open_invitation(session, token), user)
+
+
+async def accept_opened(
+    session: AsyncSession, details: InvitationDetails, user: User
+) -> Acceptance:
+    """`accept` for an invitation this request has opened already (`open_invitation`): it is
+    not read again, the claim's compare-and-set decides whether it is still pending."""
     if not user.is_active:
         raise Forbidden("This account is deactivated.")
     if normalise_email(user.email) != details.invitation.email:
@@ -140,6 +149,20 @@ async def accept_as_new_user(
 ) -> Acceptance:
     """Create the account with the invited email, verified (the mail reached it), and accept."""
     details = await open_invitation(session, token)
+    return await accept_opened_as_new_user(
+        session, details, full_name=full_name, password=password, passwords=passwords
+    )
+
+
+async def accept_opened_as_new_user(
+    session: AsyncSession,
+    details: InvitationDetails,
+    *,
+    full_name: str,
+    password: str,
+    passwords: Passwords,
+) -> Acceptance:
+    """`accept_as_new_user` for an invitation this request has opened already."""
     email = details.invitation.email
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict(ACCOUNT_EXISTS)

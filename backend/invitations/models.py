@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
 from backend.identity.models import User
+from backend.projects.models import Project
 from tenants.isolation import TenantScoped
 from tenants.models import Tenant
 from tenants.roles import ProjectRole, TenantRole
@@ -93,6 +94,15 @@ class Invitation(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
 
     tenant: Mapped[Tenant] = relationship(lazy="raise")
     inviter: Mapped[User | None] = relationship(foreign_keys=[invited_by], lazy="raise")
+    project: Mapped[Project | None] = relationship(
+        primaryjoin="and_(foreign(Invitation.tenant_id) == Project.tenant_id, "
+        "foreign(Invitation.project_id) == Project.id)",
+        lazy="raise",
+        viewonly=True,
+    )
+    accepter: Mapped[User | None] = relationship(
+        foreign_keys=[accepted_by], lazy="raise", viewonly=True
+    )
 
     @property
     def current_status(self) -> InvitationStatus:

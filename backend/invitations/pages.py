@@ -170,7 +170,7 @@ async def sign_in_and_accept(
         problem = Problem("The password is not correct for this email.", status=400)
         return await _failed(request, session, csrf, details, token, problem)
     try:
-        result = await acceptance.accept(session, token, user)
+        result = await acceptance.accept_opened(session, details, user)
     except Problem as problem:
         return await _failed(request, session, csrf, details, token, problem)
     return _accepted(request, result)
@@ -197,8 +197,8 @@ async def create_account_and_accept(
         problem = Problem(message, status=422)
         return await _failed(request, session, csrf, details, token, problem, full_name=full_name)
     try:
-        result = await acceptance.accept_as_new_user(
-            session, token, full_name=form.full_name, password=form.password, passwords=passwords
+        result = await acceptance.accept_opened_as_new_user(
+            session, details, full_name=form.full_name, password=form.password, passwords=passwords
         )
     except Problem as problem:
         return await _failed(request, session, csrf, details, token, problem, full_name=full_name)

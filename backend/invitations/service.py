@@ -26,7 +26,7 @@ from backend.core.mail import Mailer, render_mail
 from backend.core.pagination import PageRequest, page_of, paginate
 from backend.identity.bootstrap import normalise_email
 from backend.identity.models import User
-from backend.invitations.details import find_details, format_expiry
+from backend.invitations.details import InvitationDetails, find_details, format_expiry
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import IssuedToken, issue_token
 from backend.projects.dependencies import PROJECT_NOT_FOUND
@@ -66,24 +66,25 @@ async def get_invitation(session: AsyncSession, invitation_id: uuid.UUID) -> Inv
     return invitation
 
 
-async def _caller_project_role(
+async def _caller_project(
     session: AsyncSession, access: TenantAccessContext, project_id: uuid.UUID
-) -> ProjectRole:
-    """The caller's effective role on the project; 404 when it does not exist or is not theirs."""
+) -> tuple[Project, ProjectRole]:
+    """The project with the caller's effective role on it; 404 when it does not exist or is not
+    theirs."""
     membership = and_(
         ProjectMember.project_id == Project.id,
         ProjectMember.user_id == access.principal.user_id,
     )
     statement = (
-        select(Project.id, ProjectMember.role)
+        select(Project, ProjectMember.role)
         .outerjoin(ProjectMember, membership)
         .where(Project.id == project_id)
     )
     row = (await session.execute(statement)).one_or_none()
     role = access.project_role(row[1]) if row is not None else None
-    if role is None:
+    if row is None or role is None:
         raise NotFound(PROJECT_NOT_FOUND)
-    return role
+    return row[0], role
 
 
 async def authorise(
@@ -99,7 +100,7 @@ async def authorise(
     `project_role` is the caller's on that project when already known (ProjectAccess).
     """
     if project_id is not None and project_role is None:
-        project_role = await _caller_project_role(session, access, project_id)
+        _, project_role = await _caller_project(session, access, project_id)
     if access.can(TenantAction.MANAGE_MEMBERS):
         if may_assign_role(access.role, None, role):
             return
@@ -175,18 +176,16 @@ def _audit_data(invitation: Invitation) -> dict[str, Any]:
     }
 
 
-async def _mail_invitation(
+def _mail_invitation(
     session: AsyncSession,
-    invitation: Invitation,
+    details: InvitationDetails,
     token: IssuedToken,
     mailer: Mailer,
     settings: Settings,
 ) -> None:
     """Queue the mail for after the commit: nothing is sent for work that rolled back, and a
     failed delivery leaves the invitation in place, to be resent."""
-    details = await find_details(session, Invitation.id == invitation.id)
-    if details is None:
-        raise RuntimeError("an invitation flushed in this transaction must be found")
+    invitation = details.invitation
     link = f"{settings.public_base_url}{ACCEPT_PATH}?{urlencode({'token': token.value})}"
     mail = render_mail(
         invitation.email,
@@ -214,9 +213,16 @@ async def create_invitation(
     mailer: Mailer,
     settings: Settings,
     caller_project_role: ProjectRole | None = None,
+    project: Project | None = None,
 ) -> Invitation:
-    """Invite `email` into the tenant (and project), and mail them the link."""
+    """Invite `email` into the tenant (and project), and mail them the link.
+
+    `project` (the one `project_id` names) and `caller_project_role` are passed when already
+    loaded (ProjectAccess); otherwise they are read here, in the query that checks the project.
+    """
     email = normalise_email(email)
+    if project_id is not None and (project is None or caller_project_role is None):
+        project, caller_project_role = await _caller_project(session, access, project_id)
     await authorise(session, access, role, project_id, project_role=caller_project_role)
     await _ensure_not_member(session, email, project_id)
     await _ensure_no_other_pending(session, email, project_id)
@@ -235,7 +241,10 @@ async def create_invitation(
     await _flush_one_pending(session, email)
     data = _audit_data(invitation)
     record_audit(session, access.actor, "invitation.created", "invitation", invitation.id, data)
-    await _mail_invitation(session, invitation, token, mailer, settings)
+    # What the mail names is in hand: the tenant and the inviter from the access query, the
+    # project from ProjectAccess or `_caller_project`. No need to read them back.
+    details = InvitationDetails(invitation, access.tenant, project, access.principal.user)
+    _mail_invitation(session, details, token, mailer, settings)
     return invitation
 
 
@@ -259,6 +268,7 @@ async def create_project_invitation(
         mailer=mailer,
         settings=settings,
         caller_project_role=access.role,
+        project=access.project,
     )
 
 
@@ -277,15 +287,23 @@ async def _compare_and_set(
     expected: tuple[InvitationStatus, ...],
     **values: Any,
 ) -> bool:
-    """Update the row only while its status is still one of `expected`; refresh the object."""
-    result = await session.execute(
+    """Update the row only while its status is still one of `expected`; refresh the object.
+
+    One round trip when it succeeds: the row comes back through RETURNING, and
+    `populate_existing` writes it onto `invitation`. When it fails, the object is refreshed so
+    that the caller can tell which status won.
+    """
+    updated = await session.scalar(
         update(Invitation)
         .where(Invitation.id == invitation.id, Invitation.status.in_(expected))
         .values(**values)
-        .execution_options(synchronize_session=False)
+        .returning(Invitation)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    await session.refresh(invitation)
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    if updated is None:
+        await session.refresh(invitation)
+        return False
+    return True
 
 
 async def resend_invitation(
@@ -318,7 +336,13 @@ async def resend_invitation(
     record_audit(
         session, actor, "invitation.resent", "invitation", invitation.id, _audit_data(invitation)
     )
-    await _mail_invitation(session, invitation, token, mailer, settings)
+    # Read here, not reused: this function has only the invitation (the admin panel calls it
+    # without an access context), and the inviter it names is whoever invited first, a user
+    # nothing in the request has loaded.
+    details = await find_details(session, Invitation.id == invitation.id)
+    if details is None:
+        raise RuntimeError("an invitation updated in this transaction must be found")
+    _mail_invitation(session, details, token, mailer, settings)
     return invitation
 
 
@@ -353,7 +377,7 @@ async def list_invitations(
         if project_id is None:
             access.require(TenantAction.MANAGE_MEMBERS)
         else:
-            project_role = await _caller_project_role(session, access, project_id)
+            _, project_role = await _caller_project(session, access, project_id)
             if not project_allows(project_role, ProjectAction.MANAGE):
                 raise Forbidden(f"Your project role ({project_role}) may not see its invitations.")
     statement = select(Invitation)

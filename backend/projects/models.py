@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
+from tenants.models import Tenant
 from tenants.roles import ProjectRole
 
 
@@ -27,6 +28,11 @@ class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(lazy="raise", viewonly=True)
+    creator: Mapped[User | None] = relationship(
+        foreign_keys=[created_by], lazy="raise", viewonly=True
+    )
 
 
 class ProjectMember(TenantScoped, CreatedAt, Base):
@@ -59,6 +65,13 @@ class ProjectMember(TenantScoped, CreatedAt, Base):
 
     user: Mapped[User] = relationship(
         primaryjoin="foreign(ProjectMember.user_id) == User.id", lazy="raise", viewonly=True
+    )
+    tenant: Mapped[Tenant] = relationship(lazy="raise", viewonly=True)
+    project: Mapped[Project] = relationship(
+        primaryjoin="and_(foreign(ProjectMember.tenant_id) == Project.tenant_id, "
+        "foreign(ProjectMember.project_id) == Project.id)",
+        lazy="raise",
+        viewonly=True,
     )
 
 
@@ -116,3 +129,18 @@ class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(lazy="raise", viewonly=True)
+    project: Mapped[Project] = relationship(
+        primaryjoin="and_(foreign(Task.tenant_id) == Project.tenant_id, "
+        "foreign(Task.project_id) == Project.id)",
+        lazy="raise",
+        viewonly=True,
+    )
+    # The assignee's foreign key is to memberships (tenant_id, user_id); the user is implied.
+    assignee: Mapped[User | None] = relationship(
+        primaryjoin="foreign(Task.assignee_id) == User.id", lazy="raise", viewonly=True
+    )
+    creator: Mapped[User | None] = relationship(
+        foreign_keys=[created_by], lazy="raise", viewonly=True
+    )

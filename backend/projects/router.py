@@ -92,12 +92,12 @@ async def put_project_member(
 ) -> ProjectMemberOut:
     """Add a member of the tenant to the project (201), or change their role there (200)."""
     access.require(ProjectAction.MANAGE)
-    created = await service.put_project_member(
+    member, created = await service.set_project_member(
         session, access.project.id, user_id, body.role, access.actor
     )
     if created:
         response.status_code = 201
-    return await service.get_project_member(session, access.project.id, user_id)
+    return member
 
 
 @router.delete("/{project_id}/members/{user_id}", status_code=204)

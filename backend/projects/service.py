@@ -148,10 +148,26 @@ async def put_project_member(
 ) -> bool:
     """Add a member of the tenant to the project with `role`, or change their role there.
 
-    Returns True when the membership was created. 404 when `user_id` is not a member of the
-    tenant. `project_id` must be a project of the context tenant (ProjectAccess checks it; an
-    invitation's foreign key keeps it so). A tenant viewer may hold any project role, but acts
-    as a viewer (`effective_project_role`).
+    Returns True when the membership was created. See `set_project_member`.
+    """
+    _, created = await set_project_member(session, project_id, user_id, role, actor)
+    return created
+
+
+async def set_project_member(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: ProjectRole,
+    actor: Actor,
+) -> tuple[ProjectMemberOut, bool]:
+    """Add a member of the tenant to the project with `role`, or change their role there.
+
+    Returns the member as the API shows it (built from the rows the write read, so that nothing
+    is read back) and whether the membership was created. 404 when `user_id` is not a member of
+    the tenant. `project_id` must be a project of the context tenant (ProjectAccess checks it;
+    an invitation's foreign key keeps it so). A tenant viewer may hold any project role, but
+    acts as a viewer (`effective_project_role`).
     """
     on_project = and_(
         ProjectMember.tenant_id == Membership.tenant_id,
@@ -159,16 +175,20 @@ async def put_project_member(
         ProjectMember.project_id == project_id,
     )
     statement = (
-        select(Membership.user_id, ProjectMember)
+        select(User.email, User.full_name, ProjectMember)
+        .select_from(Membership)
+        .join(User, User.id == Membership.user_id)
         .outerjoin(ProjectMember, on_project)
         .where(Membership.user_id == user_id)
     )
     row = (await session.execute(statement)).first()
     if row is None:
         raise NotFound(MEMBER_NOT_FOUND)
-    existing = row[1]
+    email, full_name, existing = row
+    member = existing
     if existing is None:
-        session.add(ProjectMember(project_id=project_id, user_id=user_id, role=role))
+        member = ProjectMember(project_id=project_id, user_id=user_id, role=role)
+        session.add(member)
         data = {"project_id": str(project_id), "role": role.value}
         record_audit(session, actor, "project_member.added", "user", user_id, data)
     elif existing.role is not role:
@@ -178,8 +198,15 @@ async def put_project_member(
         }
         existing.role = role
         record_audit(session, actor, "project_member.role_changed", "user", user_id, data)
-    await session.flush()
-    return existing is None
+    await session.flush()  # a new member's created_at is set by the flush (a Python default)
+    out = ProjectMemberOut(
+        user_id=user_id,
+        email=email,
+        full_name=full_name,
+        role=member.role,
+        created_at=member.created_at,
+    )
+    return out, existing is None
 
 
 async def remove_project_member(

@@ -7,6 +7,7 @@ Signed in as olive, owner of acme; every foreign key below belongs to globex.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -98,6 +99,19 @@ async def test_lists_and_counts_hold_the_admins_tenant_only(olive: AdminBrowser,
     assert foreign not in page.text
     count = ACME_COUNTS[view]
     assert f"of {count} items" in page.text
+
+
+async def test_the_task_list_names_the_admins_own_projects_only(
+    olive: AdminBrowser, world: AdminWorld
+) -> None:
+    """Project names come from an eager load of `projects`, which the session scopes too."""
+    page = (await olive.get("/admin/task/list")).text
+    apollo = world.acme.projects["Apollo"]
+    link = f"/admin/project/details/{world.pk(apollo)}"
+    assert re.search(rf'<td><a href="[^"]*{re.escape(link)}">acme Apollo</a></td>', page)
+    assert "globex Zeus" not in page
+    assert str(world.globex.projects["Zeus"].id) not in page
+    assert "gina.globex@example.com" not in page
 
 
 @pytest.mark.parametrize("view", TENANT_VIEWS)

@@ -1,41 +1,26 @@
-"""SQL per request: one query decides access, one fetches a list, whatever the page size.
+"""SQL per request: one query decides access, one fetches a list, whatever the page size, and a
+write answers from what it wrote, without reading it back.
 
-Counted with an engine `before_cursor_execute` listener; `SET LOCAL` (the RLS settings sent at
-the start of each PostgreSQL transaction) is not a query of the request's logic and is ignored.
+Counted with an engine `before_cursor_execute` listener (tests/queries.py); `SET LOCAL` (the RLS
+settings sent at the start of each PostgreSQL transaction) is not a query of the request's logic
+and is ignored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.identity.models import ClientRole
 from tenants.isolation import cross_tenant
 from tenants.roles import ProjectRole, TenantRole
 from tests.factories import TaskFactory, persist
+from tests.queries import counting_queries
 from tests.tenancy.world import TenantWorld, build_tenant
-
-
-@contextmanager
-def counting_queries(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith("SET LOCAL"):
-            statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
@@ -104,3 +89,60 @@ async def test_a_page_of_200_tasks_costs_the_queries_of_a_page_of_one(
 
     assert (len(one.json()["items"]), len(full.json()["items"])) == (1, 200)
     assert len(one_statements) == len(full_statements) == 2
+
+
+@pytest.mark.parametrize(
+    ("role", "status", "queries"),
+    [
+        # access, the member with their project membership, INSERT, audit
+        ("viewer", 201, 4),
+        # access, the member with their project membership, UPDATE, audit
+        ("editor", 200, 4),
+        # access, the member with their project membership: nothing to write
+        ("viewer", 200, 2),
+    ],
+)
+async def test_putting_a_project_member_answers_without_reading_back(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    acme: TenantWorld,
+    role: str,
+    status: int,
+    queries: int,
+) -> None:
+    nina = await acme.add_member(db, "nina", TenantRole.MEMBER)
+    url = f"{acme.project_url('Launch')}/members/{nina.id}"
+    headers = acme.headers(app, "olga")
+    if status == 200:
+        first = await client.put(url, json={"role": "viewer"}, headers=headers)
+        assert first.status_code == 201, first.text
+
+    with counting_queries(app.state.database.engine) as statements:
+        response = await client.put(url, json={"role": role}, headers=headers)
+
+    assert response.status_code == status, response.text
+    listed = await client.get(f"{acme.project_url('Launch')}/members", headers=headers)
+    assert response.json() in listed.json()["items"]
+    assert len(statements) == queries, statements
+
+
+@pytest.mark.parametrize(("role", "queries"), [("admin", 4), ("member", 2)])
+async def test_changing_a_member_role_answers_without_reading_back(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    acme: TenantWorld,
+    role: str,
+    queries: int,
+) -> None:
+    """Access, the membership with its user, then (for a change) the UPDATE and its audit."""
+    url = f"{acme.url}/members/{acme.users['mia'].id}"
+    headers = acme.headers(app, "olga")
+
+    with counting_queries(app.state.database.engine) as statements:
+        response = await client.patch(url, json={"role": role}, headers=headers)
+
+    assert response.status_code == 200, response.text
+    listed = await client.get(f"{acme.url}/members", headers=headers)
+    assert response.json() in listed.json()["items"]
+    assert len(statements) == queries, statements
