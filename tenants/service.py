@@ -170,13 +170,6 @@ async def list_members(
     return [MemberOut.model_validate(row, from_attributes=True) for row in rows], cursor
 
 
-async def get_member(session: AsyncSession, user_id: uuid.UUID) -> MemberOut:
-    row = (await session.execute(_member_statement().where(Membership.user_id == user_id))).first()
-    if row is None:
-        raise NotFound(MEMBER_NOT_FOUND)
-    return MemberOut.model_validate(row, from_attributes=True)
-
-
 async def add_member(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, role: TenantRole, actor: Actor
 ) -> Membership:

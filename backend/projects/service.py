@@ -129,16 +129,6 @@ async def list_project_members(
     return [ProjectMemberOut.model_validate(row, from_attributes=True) for row in rows], cursor
 
 
-async def get_project_member(
-    session: AsyncSession, project_id: uuid.UUID, user_id: uuid.UUID
-) -> ProjectMemberOut:
-    statement = _member_statement(project_id).where(ProjectMember.user_id == user_id)
-    row = (await session.execute(statement)).first()
-    if row is None:
-        raise NotFound(PROJECT_MEMBER_NOT_FOUND)
-    return ProjectMemberOut.model_validate(row, from_attributes=True)
-
-
 async def put_project_member(
     session: AsyncSession,
     project_id: uuid.UUID,
