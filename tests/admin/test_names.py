@@ -9,39 +9,22 @@ settings of each PostgreSQL transaction) is left out.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenants.audit import Actor, record_audit
 from tenants.isolation import enter_tenant
 from tenants.roles import ProjectRole, TenantRole
 from tests.admin.conftest import AdminBrowser, AdminWorld, add_invitation
+from tests.queries import counting_queries
 
 NAMED_VIEWS = ["project", "project-member", "task", "invitation", "audit-event"]
 EMAIL = re.compile(r"[\w.]+@example\.com")
 PAGE_SIZE = 50
 MORE = 30  # rows added to each table, each naming a project and a person of its own
-
-
-@contextmanager
-def counting_queries(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith("SET LOCAL"):
-            statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def record_event(db: AsyncSession, tenant_id: Any, actor_id: Any, marker: str) -> None:
