@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor
 from backend.core.database import utcnow
 from backend.core.errors import Conflict, Forbidden, Gone, NotFound
 from backend.identity.bootstrap import normalise_email
@@ -26,8 +27,8 @@ from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import parse_token
 from backend.projects import service as projects_service
 from tenants import service as tenants_service
-from tenants.audit import Actor, record_audit
-from tenants.dependencies import TENANT_SUSPENDED
+from tenants.access import TENANT_SUSPENDED
+from tenants.audit import record_audit
 from tenants.isolation import enter_tenant
 from tenants.models import Membership, TenantStatus
 from tenants.roles import ProjectRole, TenantRole
