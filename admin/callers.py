@@ -45,7 +45,10 @@ async def admin_project_caller(
     caller = await tenant_caller(session, scope, tenant_id)
     try:
         return await project_caller(session, caller, project_id)
-    except NotFound as exc:  # a platform form may pair one tenant with another's project
+    except NotFound as exc:
+        if not scope.platform:
+            raise
+        # The platform's forms list every tenant's projects: one may be paired with another.
         raise AdminWriteRefused(
             "The panel refused this change: the project does not belong to the chosen tenant."
         ) from exc

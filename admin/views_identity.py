@@ -55,26 +55,28 @@ class UserAdmin(AdminView, model=User):
             is_superuser=bool(data.get("is_superuser")),
         )
 
+    async def revoke_sessions_row(
+        self, session: AsyncSession, scope: AdminScope, user: User
+    ) -> None:
+        await administration.revoke_user_sessions(session, scope.actor, user)
+
+    async def deactivate_row(self, session: AsyncSession, scope: AdminScope, user: User) -> None:
+        await administration.deactivate_user(session, scope.actor, user)
+
+    async def reactivate_row(self, session: AsyncSession, scope: AdminScope, user: User) -> None:
+        await administration.reactivate_user(session, scope.actor, user)
+
     @action("revoke-sessions", "Revoke all sessions", "End every session of this user?")
     async def revoke_sessions(self, request: Request) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, user: User) -> None:
-            await administration.revoke_user_sessions(session, scope.actor, user)
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.revoke_sessions_row)
 
     @action("deactivate", "Deactivate", "Deactivate? They are signed out everywhere at once.")
     async def deactivate(self, request: Request) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, user: User) -> None:
-            await administration.deactivate_user(session, scope.actor, user)
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.deactivate_row)
 
     @action("reactivate", "Reactivate", "Reactivate? They may sign in again.")
     async def reactivate(self, request: Request) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, user: User) -> None:
-            await administration.reactivate_user(session, scope.actor, user)
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.reactivate_row)
 
 
 class OAuthClientAdmin(ReadOnlyView, model=OAuthClient):

@@ -78,19 +78,21 @@ class TenantAdmin(AdminView, model=Tenant):
         caller = await tenant_caller(session, scope, obj.id)
         await tenancy.update_tenant(session, caller, name=data.get("name"), slug=data.get("slug"))
 
-    async def _set_status(self, request: Request, status: TenantStatus) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, tenant: Tenant) -> None:
-            await tenancy.set_tenant_status(session, tenant.id, status, scope.actor)
+    async def suspend_row(self, session: AsyncSession, scope: AdminScope, tenant: Tenant) -> None:
+        await tenancy.set_tenant_status(session, tenant.id, TenantStatus.SUSPENDED, scope.actor)
 
-        return await self.run_action(request, apply)
+    async def reactivate_row(
+        self, session: AsyncSession, scope: AdminScope, tenant: Tenant
+    ) -> None:
+        await tenancy.set_tenant_status(session, tenant.id, TenantStatus.ACTIVE, scope.actor)
 
     @action("suspend", "Suspend", "Suspend? Its members' API calls will get 403.")
     async def suspend(self, request: Request) -> Response:
-        return await self._set_status(request, TenantStatus.SUSPENDED)
+        return await self.run_action(request, self.suspend_row)
 
     @action("reactivate", "Reactivate", "Reactivate? Its API opens again.")
     async def reactivate(self, request: Request) -> Response:
-        return await self._set_status(request, TenantStatus.ACTIVE)
+        return await self.run_action(request, self.reactivate_row)
 
 
 def members_only(request: Request, term: str) -> ColumnElement[bool]:
@@ -212,25 +214,28 @@ class InvitationAdmin(ReadOnlyView, model=Invitation):
         enum_filter(Invitation.role, TenantRole),
     ]
 
+    async def resend_row(
+        self, session: AsyncSession, scope: AdminScope, invitation: Invitation
+    ) -> None:
+        state = self._admin_ref.main_app.state
+        caller = await tenant_caller(session, scope, invitation.tenant_id)
+        await invitations.resend_invitation(
+            session, caller, invitation.id, mailer=state.mailer, settings=state.settings
+        )
+
+    async def revoke_row(
+        self, session: AsyncSession, scope: AdminScope, invitation: Invitation
+    ) -> None:
+        caller = await tenant_caller(session, scope, invitation.tenant_id)
+        await invitations.revoke_invitation(session, caller, invitation.id)
+
     @action("resend", "Resend", "Mail a new link? The old one stops working.")
     async def resend(self, request: Request) -> Response:
-        state = self._admin_ref.main_app.state
-
-        async def apply(session: AsyncSession, scope: AdminScope, invitation: Invitation) -> None:
-            caller = await tenant_caller(session, scope, invitation.tenant_id)
-            await invitations.resend_invitation(
-                session, caller, invitation.id, mailer=state.mailer, settings=state.settings
-            )
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.resend_row)
 
     @action("revoke", "Revoke", "Revoke? Its link stops working for good.")
     async def revoke(self, request: Request) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, invitation: Invitation) -> None:
-            caller = await tenant_caller(session, scope, invitation.tenant_id)
-            await invitations.revoke_invitation(session, caller, invitation.id)
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.revoke_row)
 
 
 class AuditEventAdmin(ReadOnlyView, model=AuditEvent):
