@@ -20,6 +20,7 @@ from backend.core.mail import Mailer, render_mail
 from backend.core.rate_limit import Throttle
 from backend.identity import one_time_tokens, refresh_tokens
 from backend.identity.bootstrap import normalise_email
+from backend.identity.credentials import check_credentials
 from backend.identity.models import OneTimePurpose, User
 from backend.identity.passwords import Passwords
 from backend.identity.schemas import SignUp, UserUpdate
@@ -40,20 +41,8 @@ async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
 async def verify_credentials(
     session: AsyncSession, passwords: Passwords, email: str, password: str
 ) -> User | None:
-    """The account with this email when `password` is its password, else None; the caller
-    decides what a deactivated account may do.
-
-    An unknown email costs the same hash as a wrong password (the decoy), so timing tells
-    nothing; a hash made with older parameters is upgraded. (The token endpoint's password
-    grant does the same inside Authlib's synchronous callback: oauth2/grants.py.)
-    """
-    user = await find_user_by_email(session, email)
-    matches, upgraded_hash = await passwords.verify(password, user.password_hash if user else None)
-    if user is None or not matches:
-        return None
-    if upgraded_hash:
-        user.password_hash = upgraded_hash
-    return user
+    """`credentials.check_credentials` for async callers: the account, or None."""
+    return await session.run_sync(check_credentials, passwords, email, password)
 
 
 async def sign_up(
