@@ -12,7 +12,7 @@ from backend.core.dependencies import AppMailer, AppSettings, client_address
 from backend.core.errors import Forbidden, TooManyRequests
 from backend.core.ids import parse_uuid
 from backend.identity import pages, service
-from backend.identity.bootstrap import normalise_email
+from backend.identity.accounts import normalise_email
 from backend.identity.dependencies import AppPasswords, CurrentPrincipal, CurrentUser
 from backend.identity.oauth2.router import router as oauth_router
 from backend.identity.schemas import (

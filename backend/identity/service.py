@@ -10,16 +10,15 @@ import uuid
 from urllib.parse import urlencode
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import Settings
 from backend.core.database import utcnow
-from backend.core.errors import BadRequest, Conflict
+from backend.core.errors import BadRequest
 from backend.core.mail import Mailer, render_mail
 from backend.core.rate_limit import Throttle
 from backend.identity import one_time_tokens, refresh_tokens
-from backend.identity.bootstrap import normalise_email
+from backend.identity.accounts import create_user, normalise_email
 from backend.identity.credentials import check_credentials
 from backend.identity.models import OneTimePurpose, User
 from backend.identity.passwords import Passwords
@@ -48,19 +47,9 @@ async def verify_credentials(
 async def sign_up(
     session: AsyncSession, passwords: Passwords, settings: Settings, mailer: Mailer, data: SignUp
 ) -> User:
-    email = normalise_email(data.email)
-    if await find_user_by_email(session, email) is not None:
-        raise Conflict("An account with this email exists already.")
-    user = User(
-        email=email,
-        full_name=data.full_name.strip(),
-        password_hash=await passwords.hash(data.password),
+    user = await create_user(
+        session, passwords, email=data.email, full_name=data.full_name, password=data.password
     )
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # the same email signed up concurrently
-        raise Conflict("An account with this email exists already.") from exc
     send_verification_mail(session, settings, mailer, user)
     return user
 

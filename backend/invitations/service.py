@@ -24,7 +24,7 @@ from backend.core.database import utcnow
 from backend.core.errors import Conflict, Forbidden, NotFound
 from backend.core.mail import Mailer, render_mail
 from backend.core.pagination import PageRequest, fetch_page
-from backend.identity.bootstrap import normalise_email
+from backend.identity.accounts import normalise_email
 from backend.identity.models import User
 from backend.invitations.details import InvitationDetails, find_details, format_expiry
 from backend.invitations.models import Invitation, InvitationStatus
