@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.config import Settings
 from backend.core.database import utcnow
 from backend.core.errors import BadRequest
-from backend.core.mail import Mailer, render_mail
+from backend.core.mail import Mailer, mail_one_time_link
 from backend.core.rate_limit import Throttle
 from backend.identity import one_time_tokens, refresh_tokens
 from backend.identity.accounts import create_user, normalise_email
@@ -59,15 +58,18 @@ def send_verification_mail(
 ) -> None:
     ttl = settings.one_time_token_ttl_seconds
     token = one_time_tokens.issue(session, user.id, OneTimePurpose.EMAIL_VERIFICATION, ttl)
-    mail = render_mail(
-        user.email,
-        "verify_email",
+    mail_one_time_link(
+        session,
+        mailer,
+        settings,
+        to=user.email,
+        template="verify_email",
+        path=VERIFY_EMAIL_PATH,
+        token=token,
         full_name=user.full_name,
         email=user.email,
-        link=_link(settings, VERIFY_EMAIL_PATH, token),
         hours=max(1, ttl // 3600),
     )
-    mailer.send_after_commit(session, mail)
 
 
 async def verify_email(session: AsyncSession, token: str) -> User:
@@ -87,16 +89,19 @@ async def request_password_reset(
     token = one_time_tokens.issue(
         session, user.id, OneTimePurpose.PASSWORD_RESET, PASSWORD_RESET_TTL_SECONDS
     )
-    mail = render_mail(
-        user.email,
-        "password_reset",
+    # Mail goes out in the background: waiting for SMTP would tell that the account exists.
+    mail_one_time_link(
+        session,
+        mailer,
+        settings,
+        to=user.email,
+        template="password_reset",
+        path=RESET_PASSWORD_PATH,
+        token=token,
         full_name=user.full_name,
         email=user.email,
-        link=_link(settings, RESET_PASSWORD_PATH, token),
         minutes=PASSWORD_RESET_TTL_SECONDS // 60,
     )
-    # Mail goes out in the background: waiting for SMTP would tell that the account exists.
-    mailer.send_after_commit(session, mail)
 
 
 async def confirm_password_reset(
@@ -151,10 +156,6 @@ async def _user_of_token(session: AsyncSession, token: str, purpose: OneTimePurp
     if user is None or not user.is_active:
         raise BadRequest(INVALID_LINK)
     return user
-
-
-def _link(settings: Settings, path: str, token: str) -> str:
-    return f"{settings.public_base_url}{path}?{urlencode({'token': token})}"
 
 
 async def count_sign_in_attempt(throttle: Throttle, email: str, client_address: str) -> int | None:

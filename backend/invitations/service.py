@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.config import Settings
 from backend.core.database import utcnow
 from backend.core.errors import Conflict, Forbidden, NotFound
-from backend.core.mail import Mailer, render_mail
+from backend.core.mail import Mailer, mail_one_time_link
 from backend.core.pagination import PageRequest, fetch_page
 from backend.identity.accounts import normalise_email
 from backend.identity.models import User
@@ -156,20 +155,22 @@ def _mail_invitation(
     """Queue the mail for after the commit: nothing is sent for work that rolled back, and a
     failed delivery leaves the invitation in place, to be resent."""
     invitation = details.invitation
-    link = f"{settings.public_base_url}{ACCEPT_PATH}?{urlencode({'token': token.value})}"
-    mail = render_mail(
-        invitation.email,
-        "invitation",
+    mail_one_time_link(
+        session,
+        mailer,
+        settings,
+        to=invitation.email,
+        template="invitation",
+        path=ACCEPT_PATH,
+        token=token.value,
         inviter=details.inviter_name,
         tenant_name=details.tenant.name,
         project_name=details.project.name if details.project else None,
         role=invitation.role.value,
         project_role=invitation.project_role.value if invitation.project_role else None,
-        link=link,
         email=invitation.email,
         expires_on=format_expiry(invitation),
     )
-    mailer.send_after_commit(session, mail)
 
 
 async def create_invitation(
