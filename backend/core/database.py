@@ -143,9 +143,14 @@ class SettingsAtBeginConnection(asyncpg.Connection):
         return await super().execute(query, *args, **options)
 
 
+def _queues_sql_at_begin(driver: Any) -> bool:
+    # Not isinstance: asyncpg's connection metaclass answers True for any asyncpg connection.
+    return SettingsAtBeginConnection in type(driver).__mro__
+
+
 def queues_sql_at_begin(connection: Connection) -> bool:
     """Whether `connection` is one of our PostgreSQL connections (not SQLite, not a plain one)."""
-    return isinstance(connection.connection.driver_connection, SettingsAtBeginConnection)
+    return _queues_sql_at_begin(connection.connection.driver_connection)
 
 
 def run_at_transaction_start(connection: Connection, sql: str) -> None:
@@ -156,7 +161,7 @@ def run_at_transaction_start(connection: Connection, sql: str) -> None:
     statement, so no statement cache entry per value).
     """
     driver = connection.connection.driver_connection
-    if not isinstance(driver, SettingsAtBeginConnection):
+    if not _queues_sql_at_begin(driver):
         connection.exec_driver_sql(sql)
     elif driver.is_in_transaction():
         await_(driver.execute(sql))
