@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum
+from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, Versioned, string_enum
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
 from tenants.roles import TenantRole
@@ -20,7 +20,7 @@ class TenantStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
-class Tenant(UUIDPrimaryKey, CreatedAt, Base):
+class Tenant(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     __tablename__ = "tenants"
 
     slug: Mapped[str] = mapped_column(String(63), unique=True)
@@ -30,7 +30,7 @@ class Tenant(UUIDPrimaryKey, CreatedAt, Base):
     )
 
 
-class Membership(TenantScoped, CreatedAt, Base):
+class Membership(TenantScoped, CreatedAt, Versioned, Base):
     __tablename__ = "memberships"
     __table_args__ = (
         Index("ix_memberships_tenant_id_created_at_user_id", "tenant_id", "created_at", "user_id"),

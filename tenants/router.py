@@ -10,10 +10,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
+from backend.core.conditional import (
+    READ_RESPONSES,
+    UPDATE_RESPONSES,
+    WRITE_RESPONSES,
+    IfMatch,
+    IfNoneMatch,
+    tagged,
+)
 from backend.core.database import DbSession
 from backend.core.pagination import Page, Pagination
 from backend.identity import service as identity_service
@@ -22,7 +30,6 @@ from backend.identity.models import User
 from backend.identity.schemas import UserRead, UserUpdate
 from tenants import audit, clients, service
 from tenants.dependencies import TenantAccess
-from tenants.models import Tenant
 from tenants.roles import TenantRole
 from tenants.schemas import (
     AuditEventOut,
@@ -59,23 +66,12 @@ async def update_me(data: UserUpdate, user: CurrentUser, session: DbSession) -> 
     return await _with_memberships(session, updated)
 
 
-def _tenant_out(tenant: Tenant, role: TenantRole) -> TenantOut:
-    return TenantOut(
-        id=tenant.id,
-        slug=tenant.slug,
-        name=tenant.name,
-        status=tenant.status,
-        created_at=tenant.created_at,
-        role=role,
-    )
-
-
 @tenants_router.post("", status_code=status.HTTP_201_CREATED)
 async def create_tenant(body: TenantCreate, user: CurrentUser, session: DbSession) -> TenantOut:
     """Create a tenant; the caller becomes its owner."""
     actor = Actor(user_id=user.id)
     tenant = await service.create_tenant(session, actor, body.name, body.slug, owner_id=user.id)
-    return _tenant_out(tenant, TenantRole.OWNER)
+    return service.tenant_out(tenant, TenantRole.OWNER)
 
 
 @tenants_router.get("")
@@ -84,24 +80,41 @@ async def list_my_tenants(
 ) -> Page[TenantOut]:
     """The caller's tenants, with the caller's role in each."""
     rows, cursor = await service.tenants_of_user(session, user.id, page)
-    return Page(items=[_tenant_out(tenant, role) for tenant, role in rows], next_cursor=cursor)
+    return Page(
+        items=[service.tenant_out(tenant, role) for tenant, role in rows], next_cursor=cursor
+    )
 
 
-@tenants_router.get("/{tenant_id}")
-async def read_tenant(caller: TenantAccess) -> TenantOut:
-    return _tenant_out(service.read_tenant(caller), caller.role)
+@tenants_router.get("/{tenant_id}", responses=READ_RESPONSES)
+async def read_tenant(
+    caller: TenantAccess, condition: IfNoneMatch, response: Response
+) -> TenantOut:
+    tenant = service.read_tenant(caller)
+    tagged(response, condition, service.tenant_tag(tenant, caller.role))
+    return service.tenant_out(tenant, caller.role)
 
 
-@tenants_router.patch("/{tenant_id}")
-async def update_tenant(body: TenantUpdate, caller: TenantAccess, session: DbSession) -> TenantOut:
-    tenant = await service.update_tenant(session, caller, name=body.name, slug=body.slug)
-    return _tenant_out(tenant, caller.role)
+@tenants_router.patch("/{tenant_id}", responses=UPDATE_RESPONSES)
+async def update_tenant(
+    body: TenantUpdate,
+    caller: TenantAccess,
+    session: DbSession,
+    condition: IfMatch,
+    response: Response,
+) -> TenantOut:
+    tenant = await service.update_tenant(
+        session, caller, name=body.name, slug=body.slug, precondition=condition
+    )
+    response.headers["ETag"] = service.tenant_tag(tenant, caller.role)
+    return service.tenant_out(tenant, caller.role)
 
 
-@tenants_router.delete("/{tenant_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_tenant(caller: TenantAccess, session: DbSession) -> None:
+@tenants_router.delete(
+    "/{tenant_id}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE_RESPONSES
+)
+async def delete_tenant(caller: TenantAccess, session: DbSession, condition: IfMatch) -> None:
     """Delete the tenant and every row it holds (owners only)."""
-    await service.delete_tenant(session, caller)
+    await service.delete_tenant(session, caller, precondition=condition)
 
 
 @tenants_router.get("/{tenant_id}/members")
@@ -112,19 +125,47 @@ async def list_members(
     return Page(items=members, next_cursor=cursor)
 
 
-@tenants_router.patch("/{tenant_id}/members/{user_id}")
+@tenants_router.get("/{tenant_id}/members/{user_id}", responses=READ_RESPONSES)
+async def read_member(
+    user_id: uuid.UUID,
+    caller: TenantAccess,
+    session: DbSession,
+    condition: IfNoneMatch,
+    response: Response,
+) -> MemberOut:
+    member, tag = await service.read_member(session, caller, user_id)
+    tagged(response, condition, tag)
+    return member
+
+
+@tenants_router.patch("/{tenant_id}/members/{user_id}", responses=UPDATE_RESPONSES)
 async def change_member_role(
-    user_id: uuid.UUID, body: MemberRoleUpdate, caller: TenantAccess, session: DbSession
+    user_id: uuid.UUID,
+    body: MemberRoleUpdate,
+    caller: TenantAccess,
+    session: DbSession,
+    condition: IfMatch,
+    response: Response,
 ) -> MemberOut:
     """Change a member's role. Admins never touch owners nor grant owner; a tenant keeps an
     owner (409)."""
-    return await service.change_member_role(session, caller, user_id, body.role)
+    member, tag = await service.change_member_role(
+        session, caller, user_id, body.role, precondition=condition
+    )
+    response.headers["ETag"] = tag
+    return member
 
 
-@tenants_router.delete("/{tenant_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_member(user_id: uuid.UUID, caller: TenantAccess, session: DbSession) -> None:
+@tenants_router.delete(
+    "/{tenant_id}/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=WRITE_RESPONSES,
+)
+async def remove_member(
+    user_id: uuid.UUID, caller: TenantAccess, session: DbSession, condition: IfMatch
+) -> None:
     """Remove a member, or leave the tenant with your own user id (not as its last owner)."""
-    await service.remove_member(session, caller, user_id)
+    await service.remove_member(session, caller, user_id, precondition=condition)
 
 
 @tenants_router.get("/{tenant_id}/audit-events")

@@ -13,11 +13,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor, apply_changes
+from backend.core.conditional import (
+    ANY_VERSION,
+    Preconditions,
+    delete_at_version,
+    entity_tag,
+    flush_at_version,
+)
 from backend.core.errors import Conflict, Forbidden, NotFound
 from backend.core.pagination import PageRequest, fetch_page
 from backend.identity.audit import record_platform_audit
@@ -28,7 +35,7 @@ from tenants.caller import TenantCaller
 from tenants.isolation import TenantMismatch, cross_tenant, current_tenant_id, enter_tenant
 from tenants.models import Membership, Tenant, TenantStatus
 from tenants.roles import TenantAction, TenantRole, may_assign_role
-from tenants.schemas import MemberOut, MembershipSummary
+from tenants.schemas import MemberOut, MembershipSummary, TenantOut
 
 MEMBER_NOT_FOUND = "No member of this tenant has this id."
 SLUG_TAKEN = "This slug is taken."
@@ -88,9 +95,11 @@ async def tenants_of_user(
     return [(tenant, role) for tenant, role in rows], cursor
 
 
-async def _flush_unique_slug(session: AsyncSession) -> None:
+async def _flush_unique_slug(
+    session: AsyncSession, precondition: Preconditions = ANY_VERSION
+) -> None:
     try:
-        await session.flush()
+        await flush_at_version(session, precondition)
     except IntegrityError as exc:  # the slug is the tenants table's one unique column
         raise Conflict(SLUG_TAKEN) from exc
 
@@ -113,6 +122,22 @@ async def create_tenant(
     return tenant
 
 
+def tenant_out(tenant: Tenant, role: TenantRole) -> TenantOut:
+    return TenantOut(
+        id=tenant.id,
+        slug=tenant.slug,
+        name=tenant.name,
+        status=tenant.status,
+        created_at=tenant.created_at,
+        role=role,
+    )
+
+
+def tenant_tag(tenant: Tenant, role: TenantRole) -> str:
+    """The entity tag of the tenant as a caller with `role` is shown it."""
+    return entity_tag(tenant.version, tenant_out(tenant, role))
+
+
 def read_tenant(caller: TenantCaller) -> Tenant:
     """The caller's tenant (every member may read it)."""
     caller.require(TenantAction.READ)
@@ -120,30 +145,39 @@ def read_tenant(caller: TenantCaller) -> Tenant:
 
 
 async def update_tenant(
-    session: AsyncSession, caller: TenantCaller, *, name: str | None, slug: str | None
+    session: AsyncSession,
+    caller: TenantCaller,
+    *,
+    name: str | None,
+    slug: str | None,
+    precondition: Preconditions = ANY_VERSION,
 ) -> Tenant:
     """Rename the tenant or change its slug (owners and admins)."""
     caller.require(TenantAction.MANAGE)
     tenant = caller.tenant
+    precondition.require_match(tenant_tag(tenant, caller.role))
     sent = {field: value for field, value in (("name", name), ("slug", slug)) if value is not None}
     changes = apply_changes(tenant, sent)
     if not changes:
         return tenant
     record_audit(session, caller.actor, "tenant.updated", "tenant", tenant.id, changes)
-    await _flush_unique_slug(session)
+    await _flush_unique_slug(session, precondition)
     return tenant
 
 
-async def delete_tenant(session: AsyncSession, caller: TenantCaller) -> None:
+async def delete_tenant(
+    session: AsyncSession, caller: TenantCaller, *, precondition: Preconditions = ANY_VERSION
+) -> None:
     """Delete the tenant (owners); its rows in every tenant table go with it (ON DELETE CASCADE).
 
     The tenant's own audit log goes too, so the deletion is recorded in the platform log.
     """
     caller.require(TenantAction.DELETE)
     tenant = caller.tenant
+    precondition.require_match(tenant_tag(tenant, caller.role))
     data = {"name": tenant.name, "slug": tenant.slug}
     record_platform_audit(session, caller.actor, "tenant.deleted", "tenant", tenant.id, data)
-    await session.execute(delete(Tenant).where(Tenant.id == tenant.id))
+    await delete_at_version(session, Tenant, Tenant.id == tenant.id, tenant.version, precondition)
 
 
 async def set_tenant_status(
@@ -167,6 +201,43 @@ def _member_statement():
     return select(
         Membership.user_id, User.email, User.full_name, Membership.role, Membership.created_at
     ).join(User, User.id == Membership.user_id)
+
+
+def member_tag(membership: Membership, member: MemberOut) -> str:
+    return entity_tag(membership.version, member)
+
+
+async def read_member(
+    session: AsyncSession, caller: TenantCaller, user_id: uuid.UUID
+) -> tuple[MemberOut, str]:
+    """One member of the tenant, with its entity tag."""
+    caller.require(TenantAction.READ)
+    membership, email, full_name = await _member_row(session, user_id)
+    member = _member_out(membership, email, full_name)
+    return member, member_tag(membership, member)
+
+
+async def _member_row(session: AsyncSession, user_id: uuid.UUID) -> tuple[Membership, str, str]:
+    statement = (
+        select(Membership, User.email, User.full_name)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.user_id == user_id)
+    )
+    row = (await session.execute(statement)).first()
+    if row is None:
+        raise NotFound(MEMBER_NOT_FOUND)
+    membership, email, full_name = row
+    return membership, email, full_name
+
+
+def _member_out(membership: Membership, email: str, full_name: str) -> MemberOut:
+    return MemberOut(
+        user_id=membership.user_id,
+        email=email,
+        full_name=full_name,
+        role=membership.role,
+        created_at=membership.created_at,
+    )
 
 
 async def list_members(
@@ -245,21 +316,19 @@ def _require_may_assign(
 
 
 async def change_member_role(
-    session: AsyncSession, caller: TenantCaller, user_id: uuid.UUID, role: TenantRole
-) -> MemberOut:
-    """Change a member's role; the answer is built from the row the change read and wrote,
-    so nothing is read back."""
+    session: AsyncSession,
+    caller: TenantCaller,
+    user_id: uuid.UUID,
+    role: TenantRole,
+    *,
+    precondition: Preconditions = ANY_VERSION,
+) -> tuple[MemberOut, str]:
+    """Change a member's role; the answer (the member and its new entity tag) is built from
+    the row the change read and wrote, so nothing is read back."""
     caller.require(TenantAction.MANAGE_MEMBERS)
-    statement = (
-        select(Membership, User.email, User.full_name)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.user_id == user_id)
-    )
-    row = (await session.execute(statement)).first()
-    if row is None:
-        raise NotFound(MEMBER_NOT_FOUND)
-    membership, email, full_name = row
-    joined = membership.created_at  # read now: the owner check's UPDATE may expire the object
+    membership, email, full_name = await _member_row(session, user_id)
+    before = _member_out(membership, email, full_name)
+    precondition.require_match(member_tag(membership, before))
     previous = membership.role
     _require_may_assign(caller, previous, role)
     if previous is not role:
@@ -268,13 +337,18 @@ async def change_member_role(
         membership.role = role
         data = {"role": {"from": previous.value, "to": role.value}}
         record_audit(session, caller.actor, "member.role_changed", "user", user_id, data)
-        await session.flush()
-    return MemberOut(
-        user_id=user_id, email=email, full_name=full_name, role=role, created_at=joined
-    )
+        await flush_at_version(session, precondition)
+    after = before.model_copy(update={"role": role})
+    return after, member_tag(membership, after)
 
 
-async def remove_member(session: AsyncSession, caller: TenantCaller, user_id: uuid.UUID) -> None:
+async def remove_member(
+    session: AsyncSession,
+    caller: TenantCaller,
+    user_id: uuid.UUID,
+    *,
+    precondition: Preconditions = ANY_VERSION,
+) -> None:
     """Remove a member, or let the caller leave (`user_id` is theirs); never the last owner.
 
     Their project memberships go with it (ON DELETE CASCADE), and the registered cleanups run
@@ -283,13 +357,21 @@ async def remove_member(session: AsyncSession, caller: TenantCaller, user_id: uu
     leaving = caller.user_id == user_id
     if not leaving:
         caller.require(TenantAction.MANAGE_MEMBERS)
-    role = (await _membership(session, user_id)).role
+    if precondition.expects_version:
+        membership, email, full_name = await _member_row(session, user_id)
+        precondition.require_match(
+            member_tag(membership, _member_out(membership, email, full_name))
+        )
+    else:
+        membership = await _membership(session, user_id)
+    role, version = membership.role, membership.version
     if not leaving:
         _require_may_assign(caller, role, None)
     if role is TenantRole.OWNER:
         await _ensure_another_owner(session, user_id)
     for cleanup in _member_cleanups:
         await cleanup(session, user_id)
-    await session.execute(delete(Membership).where(Membership.user_id == user_id))
+    where = Membership.user_id == user_id
+    await delete_at_version(session, Membership, where, version, precondition)
     action = "member.left" if leaving else "member.removed"
     record_audit(session, caller.actor, action, "user", user_id, {"role": role.value})

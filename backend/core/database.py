@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_
 
@@ -84,6 +84,23 @@ class UUIDPrimaryKey:
 
 class CreatedAt:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Versioned:
+    """A row version: 1 on insert, incremented by every ORM UPDATE, which also requires the
+    version it read (`WHERE version = :read`), as does the ORM's DELETE. A write that matches
+    no row raises `StaleDataError`: someone else's edit landed in between, and is kept.
+
+    A counter rather than `updated_at`: two edits within the clock's resolution, or a clock
+    that steps back, would leave a timestamp unchanged. Bulk UPDATEs that change such rows set
+    `version=Model.version + 1` themselves.
+    """
+
+    version: Mapped[int] = mapped_column(default=1, server_default="1", sort_order=50)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
 
 
 class AppSession(Session):

@@ -8,7 +8,8 @@ from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.core.logging import current_request_id
@@ -16,6 +17,9 @@ from backend.core.logging import current_request_id
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+CHANGED_MEANWHILE = (
+    "Someone changed the resource while this request ran: read it again, then retry."
+)
 
 
 class Problem(Exception):
@@ -79,6 +83,14 @@ class ServiceUnavailable(Problem):
     status = 503
 
 
+class NotModified(Exception):
+    """A conditional GET whose `If-None-Match` names the current tag: 304, without a body."""
+
+    def __init__(self, entity_tag: str) -> None:
+        super().__init__(entity_tag)
+        self.entity_tag = entity_tag
+
+
 def problem_response(
     status: int,
     detail: str | None = None,
@@ -119,6 +131,18 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return problem_response(422, "The request is not valid.", extra={"errors": errors})
 
 
+async def _on_not_modified(_request: Request, exc: Exception) -> Response:
+    return Response(status_code=304, headers={"ETag": cast(NotModified, exc).entity_tag})
+
+
+async def _on_concurrent_edit(request: Request, _exc: Exception) -> JSONResponse:
+    # The row's version changed between the read and the versioned UPDATE or DELETE, which
+    # therefore matched nothing: someone else's edit landed in between, and is kept.
+    if "if-match" in request.headers:
+        return problem_response(412, CHANGED_MEANWHILE)
+    return problem_response(409, CHANGED_MEANWHILE)
+
+
 async def _on_unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error", exc_info=exc)
     return problem_response(500, "An unexpected error occurred. Quote the request id.")
@@ -128,4 +152,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(NotModified, _on_not_modified)
+    app.add_exception_handler(StaleDataError, _on_concurrent_edit)
     app.add_exception_handler(Exception, _on_unexpected_error)

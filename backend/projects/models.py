@@ -9,14 +9,21 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
+from backend.core.database import (
+    Base,
+    CreatedAt,
+    UUIDPrimaryKey,
+    Versioned,
+    string_enum,
+    utcnow,
+)
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
 from tenants.models import Tenant
 from tenants.roles import ProjectRole
 
 
-class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
+class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, Base):
     __tablename__ = "projects"
     __table_args__ = (
         Index("ix_projects_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
@@ -35,7 +42,7 @@ class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
     )
 
 
-class ProjectMember(TenantScoped, CreatedAt, Base):
+class ProjectMember(TenantScoped, CreatedAt, Versioned, Base):
     __tablename__ = "project_members"
     __table_args__ = (
         ForeignKeyConstraint(
@@ -81,7 +88,7 @@ class TaskStatus(StrEnum):
     DONE = "done"
 
 
-class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
+class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, Base):
     __tablename__ = "tasks"
     __table_args__ = (
         ForeignKeyConstraint(

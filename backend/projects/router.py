@@ -10,6 +10,15 @@ import uuid
 
 from fastapi import APIRouter, Response
 
+from backend.core.conditional import (
+    ETAG_HEADER,
+    READ_RESPONSES,
+    UPDATE_RESPONSES,
+    WRITE_RESPONSES,
+    IfMatch,
+    IfNoneMatch,
+    tagged,
+)
 from backend.core.database import DbSession
 from backend.core.pagination import Page, Pagination
 from backend.projects import service, tasks
@@ -48,24 +57,34 @@ async def list_projects(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.get("/{project_id}")
-async def read_project(caller: ProjectAccess) -> ProjectOut:
-    return service.read_project(caller)
-
-
-@router.patch("/{project_id}")
-async def update_project(
-    body: ProjectUpdate, caller: ProjectAccess, session: DbSession
+@router.get("/{project_id}", responses=READ_RESPONSES)
+async def read_project(
+    caller: ProjectAccess, condition: IfNoneMatch, response: Response
 ) -> ProjectOut:
-    return await service.update_project(
-        session, caller, name=body.name, description=body.description
+    project = service.read_project(caller)
+    tagged(response, condition, service.project_tag(caller.project, caller.role))
+    return project
+
+
+@router.patch("/{project_id}", responses=UPDATE_RESPONSES)
+async def update_project(
+    body: ProjectUpdate,
+    caller: ProjectAccess,
+    session: DbSession,
+    condition: IfMatch,
+    response: Response,
+) -> ProjectOut:
+    project = await service.update_project(
+        session, caller, name=body.name, description=body.description, precondition=condition
     )
+    response.headers["ETag"] = service.project_tag(caller.project, caller.role)
+    return project
 
 
-@router.delete("/{project_id}", status_code=204)
-async def delete_project(caller: ProjectAccess, session: DbSession) -> None:
+@router.delete("/{project_id}", status_code=204, responses=WRITE_RESPONSES)
+async def delete_project(caller: ProjectAccess, session: DbSession, condition: IfMatch) -> None:
     """Delete the project with its members, tasks and invitations."""
-    await service.delete_project(session, caller)
+    await service.delete_project(session, caller, precondition=condition)
 
 
 @router.get("/{project_id}/members")
@@ -76,28 +95,49 @@ async def list_project_members(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.put("/{project_id}/members/{user_id}")
+@router.get("/{project_id}/members/{user_id}", responses=READ_RESPONSES)
+async def read_project_member(
+    user_id: uuid.UUID,
+    caller: ProjectAccess,
+    session: DbSession,
+    condition: IfNoneMatch,
+    response: Response,
+) -> ProjectMemberOut:
+    member, tag = await service.read_project_member(session, caller, user_id)
+    tagged(response, condition, tag)
+    return member
+
+
+@router.put(
+    "/{project_id}/members/{user_id}",
+    responses={**UPDATE_RESPONSES, 201: {"headers": ETAG_HEADER}},
+)
 async def put_project_member(
     user_id: uuid.UUID,
     body: ProjectMemberPut,
     caller: ProjectAccess,
     session: DbSession,
+    condition: IfMatch,
     response: Response,
 ) -> ProjectMemberOut:
-    """Add a member of the tenant to the project (201), or change their role there (200)."""
-    member, created = await service.set_project_member(session, caller, user_id, body.role)
+    """Add a member of the tenant to the project (201), or change their role there (200).
+    With `If-Match`, only an existing membership changes."""
+    member, created, tag = await service.set_project_member(
+        session, caller, user_id, body.role, precondition=condition
+    )
     if created:
         response.status_code = 201
+    response.headers["ETag"] = tag
     return member
 
 
-@router.delete("/{project_id}/members/{user_id}", status_code=204)
+@router.delete("/{project_id}/members/{user_id}", status_code=204, responses=WRITE_RESPONSES)
 async def remove_project_member(
-    user_id: uuid.UUID, caller: ProjectAccess, session: DbSession
+    user_id: uuid.UUID, caller: ProjectAccess, session: DbSession, condition: IfMatch
 ) -> None:
     """Remove a member (project owners), or leave the project with your own user id. Their
     tasks in the project are unassigned."""
-    await service.remove_project_member(session, caller, user_id)
+    await service.remove_project_member(session, caller, user_id, precondition=condition)
 
 
 @router.post("/{project_id}/tasks", status_code=201)
@@ -120,19 +160,35 @@ async def list_tasks(
     return Page(items=[TaskOut.model_validate(task) for task in found], next_cursor=cursor)
 
 
-@router.get("/{project_id}/tasks/{task_id}")
-async def read_task(task_id: uuid.UUID, caller: ProjectAccess, session: DbSession) -> TaskOut:
-    return TaskOut.model_validate(await tasks.get_task(session, caller, task_id))
-
-
-@router.patch("/{project_id}/tasks/{task_id}")
-async def update_task(
-    task_id: uuid.UUID, body: TaskUpdate, caller: ProjectAccess, session: DbSession
+@router.get("/{project_id}/tasks/{task_id}", responses=READ_RESPONSES)
+async def read_task(
+    task_id: uuid.UUID,
+    caller: ProjectAccess,
+    session: DbSession,
+    condition: IfNoneMatch,
+    response: Response,
 ) -> TaskOut:
-    task = await tasks.update_task(session, caller, task_id, body.changes())
-    return TaskOut.model_validate(task)
+    task = await tasks.get_task(session, caller, task_id)
+    tagged(response, condition, tasks.task_tag(task))
+    return tasks.task_out(task)
 
 
-@router.delete("/{project_id}/tasks/{task_id}", status_code=204)
-async def delete_task(task_id: uuid.UUID, caller: ProjectAccess, session: DbSession) -> None:
-    await tasks.delete_task(session, caller, task_id)
+@router.patch("/{project_id}/tasks/{task_id}", responses=UPDATE_RESPONSES)
+async def update_task(
+    task_id: uuid.UUID,
+    body: TaskUpdate,
+    caller: ProjectAccess,
+    session: DbSession,
+    condition: IfMatch,
+    response: Response,
+) -> TaskOut:
+    task = await tasks.update_task(session, caller, task_id, body.changes(), precondition=condition)
+    response.headers["ETag"] = tasks.task_tag(task)
+    return tasks.task_out(task)
+
+
+@router.delete("/{project_id}/tasks/{task_id}", status_code=204, responses=WRITE_RESPONSES)
+async def delete_task(
+    task_id: uuid.UUID, caller: ProjectAccess, session: DbSession, condition: IfMatch
+) -> None:
+    await tasks.delete_task(session, caller, task_id, precondition=condition)

@@ -10,11 +10,19 @@ and records its audit event.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import and_, delete, null, select, update
+from sqlalchemy import and_, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor, apply_changes
+from backend.core.conditional import (
+    ANY_VERSION,
+    Preconditions,
+    delete_at_version,
+    entity_tag,
+    flush_at_version,
+)
 from backend.core.errors import NotFound
 from backend.core.pagination import PageRequest, fetch_page
 from backend.identity.models import User
@@ -40,6 +48,11 @@ def project_out(project: Project, role: ProjectRole) -> ProjectOut:
         updated_at=project.updated_at,
         role=role,
     )
+
+
+def project_tag(project: Project, role: ProjectRole) -> str:
+    """The entity tag of the project as a caller with `role` on it is shown it."""
+    return entity_tag(project.version, project_out(project, role))
 
 
 def _role_on_visible_project(
@@ -100,26 +113,36 @@ def read_project(caller: ProjectCaller) -> ProjectOut:
 
 
 async def update_project(
-    session: AsyncSession, caller: ProjectCaller, *, name: str | None, description: str | None
+    session: AsyncSession,
+    caller: ProjectCaller,
+    *,
+    name: str | None,
+    description: str | None,
+    precondition: Preconditions = ANY_VERSION,
 ) -> ProjectOut:
     """Change the fields given (project owners and editors)."""
     caller.require(ProjectAction.EDIT)
     project = caller.project
+    precondition.require_match(project_tag(project, caller.role))
     sent = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
     changes = apply_changes(project, sent)
     if changes:
         record_audit(session, caller.actor, "project.updated", "project", project.id, changes)
-        await session.flush()
+        await flush_at_version(session, precondition)
     return project_out(project, caller.role)
 
 
-async def delete_project(session: AsyncSession, caller: ProjectCaller) -> None:
+async def delete_project(
+    session: AsyncSession, caller: ProjectCaller, *, precondition: Preconditions = ANY_VERSION
+) -> None:
     """Delete a project with its members, tasks and invitations (ON DELETE CASCADE)."""
     caller.require(ProjectAction.MANAGE)
     project = caller.project
+    precondition.require_match(project_tag(project, caller.role))
     data = {"name": project.name}
     record_audit(session, caller.actor, "project.deleted", "project", project.id, data)
-    await session.execute(delete(Project).where(Project.id == project.id))
+    where = Project.id == project.id
+    await delete_at_version(session, Project, where, project.version, precondition)
 
 
 def _member_statement(project_id: uuid.UUID):
@@ -147,13 +170,32 @@ async def list_project_members(
     return [ProjectMemberOut.model_validate(row, from_attributes=True) for row in rows], cursor
 
 
+async def read_project_member(
+    session: AsyncSession, caller: ProjectCaller, user_id: uuid.UUID
+) -> tuple[ProjectMemberOut, str]:
+    """One member of the project, with its entity tag."""
+    caller.require(ProjectAction.READ)
+    row = (await _member_rows(session, caller.project.id, user_id)).first()
+    if row is None or row.ProjectMember is None:
+        raise NotFound(PROJECT_MEMBER_NOT_FOUND)
+    email, full_name, member = row
+    out = _project_member_out(member, email, full_name)
+    return out, entity_tag(member.version, out)
+
+
 async def set_project_member(
-    session: AsyncSession, caller: ProjectCaller, user_id: uuid.UUID, role: ProjectRole
-) -> tuple[ProjectMemberOut, bool]:
+    session: AsyncSession,
+    caller: ProjectCaller,
+    user_id: uuid.UUID,
+    role: ProjectRole,
+    *,
+    precondition: Preconditions = ANY_VERSION,
+) -> tuple[ProjectMemberOut, bool, str]:
     """Add a member of the tenant to the project with `role`, or change their role there
-    (project owners). Returns the member and whether the membership was created."""
+    (project owners). Returns the member, whether the membership was created, and its entity
+    tag. Under `If-Match`, only an existing membership whose tag it names changes (412)."""
     caller.require(ProjectAction.MANAGE)
-    return await _put_member(session, caller.project.id, user_id, role, caller.actor)
+    return await _put_member(session, caller.project.id, user_id, role, caller.actor, precondition)
 
 
 async def put_project_member(
@@ -165,7 +207,7 @@ async def put_project_member(
 ) -> bool:
     """`set_project_member` on an authority decided elsewhere (an accepted invitation): True
     when the membership was created."""
-    _, created = await _put_member(session, project_id, user_id, role, actor)
+    _, created, _ = await _put_member(session, project_id, user_id, role, actor, ANY_VERSION)
     return created
 
 
@@ -175,30 +217,23 @@ async def _put_member(
     user_id: uuid.UUID,
     role: ProjectRole,
     actor: Actor,
-) -> tuple[ProjectMemberOut, bool]:
+    precondition: Preconditions,
+) -> tuple[ProjectMemberOut, bool, str]:
     """The member as the API shows it (built from the rows the write read, so that nothing is
-    read back), and whether the membership was created.
+    read back), whether the membership was created, and its entity tag.
 
     404 when `user_id` is not a member of the tenant. `project_id` must be a project of the
     context tenant (the caller's, or an invitation's: its foreign key keeps it so). A tenant
     viewer may hold any project role, but acts as a viewer (`effective_project_role`).
     """
-    on_project = and_(
-        ProjectMember.tenant_id == Membership.tenant_id,
-        ProjectMember.user_id == Membership.user_id,
-        ProjectMember.project_id == project_id,
-    )
-    statement = (
-        select(User.email, User.full_name, ProjectMember)
-        .select_from(Membership)
-        .join(User, User.id == Membership.user_id)
-        .outerjoin(ProjectMember, on_project)
-        .where(Membership.user_id == user_id)
-    )
-    row = (await session.execute(statement)).first()
+    row = (await _member_rows(session, project_id, user_id)).first()
     if row is None:
         raise NotFound(MEMBER_NOT_FOUND)
     email, full_name, existing = row
+    current_tag = None  # no current representation: If-Match fails (RFC 9110 13.1.1)
+    if existing is not None:
+        current_tag = entity_tag(existing.version, _project_member_out(existing, email, full_name))
+    precondition.require_match(current_tag)
     member = existing
     if existing is None:
         member = ProjectMember(project_id=project_id, user_id=user_id, role=role)
@@ -212,47 +247,77 @@ async def _put_member(
         }
         existing.role = role
         record_audit(session, actor, "project_member.role_changed", "user", user_id, data)
-    await session.flush()  # a new member's created_at is set by the flush (a Python default)
-    out = ProjectMemberOut(
-        user_id=user_id,
+    # A new member's created_at is set by the flush (a Python default).
+    await flush_at_version(session, precondition)
+    out = _project_member_out(member, email, full_name)
+    return out, existing is None, entity_tag(member.version, out)
+
+
+async def _member_rows(session: AsyncSession, project_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+    """The tenant member `user_id` (email, name) with their membership of the project, or
+    None in its place; no row when they are not a member of the tenant."""
+    on_project = and_(
+        ProjectMember.tenant_id == Membership.tenant_id,
+        ProjectMember.user_id == Membership.user_id,
+        ProjectMember.project_id == project_id,
+    )
+    statement = (
+        select(User.email, User.full_name, ProjectMember)
+        .select_from(Membership)
+        .join(User, User.id == Membership.user_id)
+        .outerjoin(ProjectMember, on_project)
+        .where(Membership.user_id == user_id)
+    )
+    return await session.execute(statement)
+
+
+def _project_member_out(member: ProjectMember, email: str, full_name: str) -> ProjectMemberOut:
+    return ProjectMemberOut(
+        user_id=member.user_id,
         email=email,
         full_name=full_name,
         role=member.role,
         created_at=member.created_at,
     )
-    return out, existing is None
 
 
 async def remove_project_member(
-    session: AsyncSession, caller: ProjectCaller, user_id: uuid.UUID
+    session: AsyncSession,
+    caller: ProjectCaller,
+    user_id: uuid.UUID,
+    *,
+    precondition: Preconditions = ANY_VERSION,
 ) -> None:
     """Remove someone from the project (project owners), or let the caller leave it; their
-    tasks there are unassigned."""
+    tasks there are unassigned. The ORM's DELETE names the version read (`Versioned`)."""
     leaving = caller.tenant.user_id == user_id
     if not leaving:
         caller.require(ProjectAction.MANAGE)
     project_id = caller.project.id
-    membership = await session.scalar(
-        select(ProjectMember).where(
-            ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
-        )
-    )
-    if membership is None:
+    row = (await _member_rows(session, project_id, user_id)).first()
+    if row is None or row.ProjectMember is None:
         raise NotFound(PROJECT_MEMBER_NOT_FOUND)
+    email, full_name, membership = row
+    out = _project_member_out(membership, email, full_name)
+    precondition.require_match(entity_tag(membership.version, out))
     role = membership.role
     await session.execute(
         update(Task)
         .where(Task.project_id == project_id, Task.assignee_id == user_id)
-        .values(assignee_id=None)
+        .values(assignee_id=None, version=Task.version + 1)
     )
     await session.delete(membership)
     data = {"project_id": str(project_id), "role": role.value}
     action = "project_member.left" if leaving else "project_member.removed"
     record_audit(session, caller.actor, action, "user", user_id, data)
-    await session.flush()
+    await flush_at_version(session, precondition)
 
 
 @before_member_removed
 async def unassign_tasks_of_leaving_member(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Someone leaving the tenant leaves every project in it: unassign all their tasks."""
-    await session.execute(update(Task).where(Task.assignee_id == user_id).values(assignee_id=None))
+    await session.execute(
+        update(Task)
+        .where(Task.assignee_id == user_id)
+        .values(assignee_id=None, version=Task.version + 1)
+    )

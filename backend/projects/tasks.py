@@ -16,10 +16,18 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import apply_changes, audit_value
+from backend.core.conditional import (
+    ANY_VERSION,
+    Preconditions,
+    delete_at_version,
+    entity_tag,
+    flush_at_version,
+)
 from backend.core.errors import NotFound, Problem
 from backend.core.pagination import PageRequest, fetch_page
 from backend.projects.access import ProjectCaller
 from backend.projects.models import ProjectMember, Task, TaskStatus
+from backend.projects.schemas import TaskOut
 from tenants.audit import record_audit
 from tenants.roles import ProjectAction
 
@@ -45,6 +53,14 @@ async def _require_assignable(
     )
     if member is None:
         raise AssigneeNotInProject()
+
+
+def task_out(task: Task) -> TaskOut:
+    return TaskOut.model_validate(task)
+
+
+def task_tag(task: Task) -> str:
+    return entity_tag(task.version, task_out(task))
 
 
 def _described(task: Task) -> dict[str, Any]:
@@ -113,22 +129,37 @@ async def get_task(session: AsyncSession, caller: ProjectCaller, task_id: uuid.U
 
 
 async def update_task(
-    session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID, changes: dict[str, Any]
+    session: AsyncSession,
+    caller: ProjectCaller,
+    task_id: uuid.UUID,
+    changes: dict[str, Any],
+    *,
+    precondition: Preconditions = ANY_VERSION,
 ) -> Task:
     """Apply `changes` (title, description, status, assignee_id; None unassigns)."""
     caller.require(ProjectAction.EDIT)
     task = await _task(session, caller.project.id, task_id)
+    precondition.require_match(task_tag(task))
     if "assignee_id" in changes:
         await _require_assignable(session, caller.project.id, changes["assignee_id"])
     changed = apply_changes(task, changes)
     if changed:
         record_audit(session, caller.actor, "task.updated", "task", task.id, changed)
-        await session.flush()
+        await flush_at_version(session, precondition)
     return task
 
 
-async def delete_task(session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID) -> None:
+async def delete_task(
+    session: AsyncSession,
+    caller: ProjectCaller,
+    task_id: uuid.UUID,
+    *,
+    precondition: Preconditions = ANY_VERSION,
+) -> None:
     caller.require(ProjectAction.EDIT)
+    if precondition.expects_version:
+        await _delete_task_at_version(session, caller, task_id, precondition)
+        return
     deleted = (
         await session.execute(
             delete(Task)
@@ -139,4 +170,16 @@ async def delete_task(session: AsyncSession, caller: ProjectCaller, task_id: uui
     if deleted is None:
         raise NotFound(TASK_NOT_FOUND)
     data = {field: audit_value(value) for field, value in deleted._mapping.items()}
+    record_audit(session, caller.actor, "task.deleted", "task", task_id, data)
+
+
+async def _delete_task_at_version(
+    session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID, precondition: Preconditions
+) -> None:
+    """`delete_task` under `If-Match`: read the task, compare, delete at the version read."""
+    task = await _task(session, caller.project.id, task_id)
+    precondition.require_match(task_tag(task))
+    data = _described(task)
+    where = Task.id == task_id
+    await delete_at_version(session, Task, where, task.version, precondition)
     record_audit(session, caller.actor, "task.deleted", "task", task_id, data)

@@ -97,6 +97,7 @@ ENDPOINTS = [
     Endpoint("PATCH", T, TenantAction.MANAGE, 200, {"name": "Renamed"}),
     Endpoint("DELETE", T, TenantAction.DELETE, 204),
     Endpoint("GET", T + "/members", TenantAction.READ, 200),
+    Endpoint("GET", T + "/members/{target}", TenantAction.READ, 200),
     Endpoint(
         "PATCH", T + "/members/{target}", TenantAction.MANAGE_MEMBERS, 200, {"role": "viewer"}
     ),
@@ -111,6 +112,7 @@ ENDPOINTS = [
     Endpoint("PATCH", P, ProjectAction.EDIT, 200, {"name": "Renamed"}),
     Endpoint("DELETE", P, ProjectAction.MANAGE, 204),
     Endpoint("GET", P + "/members", ProjectAction.READ, 200),
+    Endpoint("GET", P + "/members/{target}", ProjectAction.READ, 200),
     Endpoint("PUT", P + "/members/{newcomer}", ProjectAction.MANAGE, 201, {"role": "editor"}),
     Endpoint("DELETE", P + "/members/{target}", ProjectAction.MANAGE, 204),
     Endpoint("POST", P + "/tasks", ProjectAction.EDIT, 201, {"title": "New"}),
