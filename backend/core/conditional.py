@@ -135,6 +135,7 @@ def _write_preconditions(
     if_match: Annotated[
         str | None,
         Header(
+            alias="If-Match",
             description="Write only if the resource's current `ETag` is one of these "
             "(or `*`); otherwise 412, and nothing is written.",
         ),
@@ -146,7 +147,10 @@ def _write_preconditions(
 def _read_preconditions(
     if_none_match: Annotated[
         str | None,
-        Header(description="304 Not Modified when the current `ETag` is one of these."),
+        Header(
+            alias="If-None-Match",
+            description="304 Not Modified when the current `ETag` is one of these.",
+        ),
     ] = None,
 ) -> Preconditions:
     return Preconditions.from_headers(None, if_none_match)
