@@ -25,9 +25,7 @@ VERSIONED_TABLES = ("tenants", "memberships", "projects", "project_members", "ta
 def upgrade() -> None:
     for table in VERSIONED_TABLES:
         with op.batch_alter_table(table) as batch:
-            batch.add_column(
-                sa.Column("version", sa.Integer(), server_default="1", nullable=False)
-            )
+            batch.add_column(sa.Column("version", sa.Integer(), server_default="1", nullable=False))
 
 
 def downgrade() -> None:
