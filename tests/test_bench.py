@@ -15,7 +15,9 @@ from tests.conftest import IN_CI, PROJECT_ROOT
 pytestmark = pytest.mark.postgres_only
 
 TINY = ["--tenants", "3", "--tasks", "60", "--seconds", "1", "--rounds", "1"]
-SIDE_FIGURES = {"requests_per_second", "p50_ms", "p99_ms", "requests", "errors"}
+SIDE_FIGURES = {"requests_per_second", "p50_ms", "p99_ms", "cpu_ms_per_request", "requests"} | {
+    "errors"
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_the_json_line_has_every_side_of_every_scenario_and_the_ratios(
             assert set(row[side]) == SIDE_FIGURES, (name, side)
             assert row[side]["requests"] > 0, (name, side)
             assert row[side]["errors"] == 0, (name, side)
-        for ratio in ("app_to_bare", "app_to_floor", "floor_to_bare"):
+        for ratio in ("app_to_bare", "app_to_floor", "floor_to_bare", "cpu_app_to_bare"):
             assert isinstance(row[ratio], float), (name, ratio)
     assert set(scenarios["login"]["app"]) == {"logins_per_second", "errors"}
     assert scenarios["login"]["app"]["errors"] == 0

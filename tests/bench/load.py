@@ -59,12 +59,16 @@ class LoadResult:
     p99_ms: float
     requests: int
     errors: int
+    # The side's own CPU time over the requests it answered; filled in by the caller.
+    cpu_ms_per_request: float | None = None
 
-    def as_json(self) -> dict[str, float | int]:
+    def as_json(self) -> dict[str, float | int | None]:
+        cpu = self.cpu_ms_per_request
         return {
             "requests_per_second": round(self.requests_per_second, 1),
             "p50_ms": round(self.p50_ms, 2),
             "p99_ms": round(self.p99_ms, 2),
+            "cpu_ms_per_request": round(cpu, 3) if cpu is not None else None,
             "requests": self.requests,
             "errors": self.errors,
         }
