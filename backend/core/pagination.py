@@ -65,7 +65,7 @@ def _typed_id(row_id: InstrumentedAttribute[Any], text: str) -> Any:
         raise BadRequest("The cursor is not valid.") from exc
 
 
-def _page_request(
+async def _page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PageRequest:

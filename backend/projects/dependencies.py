@@ -1,8 +1,8 @@
 """`ProjectAccess`: the caller's standing in the path's tenant and project, in one query.
 
-It extends the `TenantAccess` query with the project and the caller's project membership, so
-that a project route costs one query for the whole access decision. A project the caller cannot
-see answers 404, exactly like a project that does not exist.
+It extends the `TenantAccess` query (once, at import) with the project and the caller's project
+membership, so that a project route costs one query for the whole access decision. A project
+the caller cannot see answers 404, exactly like a project that does not exist.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import Select, and_, null
+from sqlalchemy import Select, and_, bindparam, null
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import DbSession
@@ -22,7 +22,7 @@ from backend.identity.keys import AccessTokenClaims
 from backend.identity.models import User
 from backend.projects.models import Project, ProjectMember
 from tenants.audit import Actor
-from tenants.dependencies import TenantAccessContext, resolve_tenant_access
+from tenants.dependencies import TENANT_ACCESS, TenantAccessContext, resolve_tenant_access
 from tenants.models import Tenant
 from tenants.roles import ProjectAction, ProjectRole, project_allows
 
@@ -47,14 +47,11 @@ class ProjectAccessContext:
             raise Forbidden(f"Your project role ({self.role}) may not {action.value}.")
 
 
-@dataclass(frozen=True)
 class _ProjectLookup:
     """Adds the project and the user's project role (NULL for clients) to the access query."""
 
-    project_id: uuid.UUID
-
     def _with_project(self, statement: Select[Any]) -> Select[Any]:
-        on_project = and_(Project.tenant_id == Tenant.id, Project.id == self.project_id)
+        on_project = and_(Project.tenant_id == Tenant.id, Project.id == bindparam("project_id"))
         return statement.add_columns(Project).outerjoin(Project, on_project)
 
     def for_user(self, statement: Select[Any]) -> Select[Any]:
@@ -73,10 +70,15 @@ class _ProjectLookup:
         return self._with_project(statement).add_columns(null())
 
 
+PROJECT_ACCESS = TENANT_ACCESS.extended(_ProjectLookup())
+
+
 async def resolve_project_access(
     session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID, project_id: uuid.UUID
 ) -> ProjectAccessContext:
-    access = await resolve_tenant_access(session, claims, tenant_id, _ProjectLookup(project_id))
+    access = await resolve_tenant_access(
+        session, claims, tenant_id, PROJECT_ACCESS, {"project_id": project_id}
+    )
     project, membership_role = access.extra
     role = access.project_role(membership_role) if project is not None else None
     if role is None:
