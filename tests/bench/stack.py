@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from backend.core.config import Environment, Settings, generate_private_key_pem
 from backend.identity.keys import KeyRing
+from tests.bench.twins import POOL_SIZE
 from tests.bench.world import Caller, seed, with_tokens
 from tests.harness.postgres import PostgresServer, free_port
 
@@ -123,6 +124,9 @@ def _service_env(server: PostgresServer, port: int, private_key: str) -> dict[st
         # The grant under test would otherwise be throttled after ten sign-ins a minute.
         "LOGIN_RATE_LIMIT": "1000000/minute",
         "LOG_LEVEL": "INFO",
+        # The twins' pool size, no fewer than wrk's connections: none opened and closed under load.
+        "DATABASE_POOL_SIZE": str(POOL_SIZE),
+        "DATABASE_MAX_OVERFLOW": "0",
     }
 
 
