@@ -10,11 +10,11 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from sqlalchemy import select
 
 from backend.identity import refresh_tokens
-from backend.identity.dependencies import principal_parameters, principal_statement
 from backend.identity.keys import InvalidAccessToken
 from backend.identity.models import User
 from backend.identity.oauth2.grants import SECRET_AUTH_METHODS, USER_GRANT_AUTH_METHODS
 from backend.identity.oauth2.models import AccessCredential, Client, RefreshCredential
+from backend.identity.principals import client_principal_statement, user_principal_statement
 
 Credential = AccessCredential | RefreshCredential
 ACCESS_TOKEN_HINT = "access_token"  # noqa: S105 (a parameter value, not a secret)
@@ -54,9 +54,12 @@ class _FindsTokens:
             claims = self.server.context.key_ring.verify_access_token(raw)
         except InvalidAccessToken:
             return None
-        session = self.server.context.session
-        found = session.scalar(principal_statement(claims), principal_parameters(claims))
-        still_accepted = found is not None
+        statement = (
+            client_principal_statement(claims)
+            if claims.tenant_id is not None
+            else user_principal_statement(claims)
+        )
+        still_accepted = self.server.context.session.scalar(statement) is not None
         return AccessCredential(claims, still_accepted=still_accepted)
 
 
