@@ -36,13 +36,15 @@ from joserfc.jwt import JWTClaimsRegistry
 POOL_SIZE = 20
 PAGE = 50
 
-# The service's data SQL, as SQLAlchemy renders it (the ORM filter adds the tenant_id term).
-TASK_COLUMNS = (
-    "tasks.tenant_id, tasks.id, tasks.created_at, tasks.project_id, tasks.title, "
-    "tasks.description, tasks.status, tasks.assignee_id, tasks.created_by, tasks.updated_at"
+# The service's data SQL, as SQLAlchemy renders it (the ORM filter adds the tenant_id term). The
+# list selects the columns the API shows; one task is loaded whole.
+LISTED_COLUMNS = (
+    "tasks.id, tasks.project_id, tasks.title, tasks.description, tasks.status, "
+    "tasks.assignee_id, tasks.created_by, tasks.created_at, tasks.updated_at"
 )
+TASK_COLUMNS = f"tasks.tenant_id, {LISTED_COLUMNS}"
 LIST_TASKS = (
-    f"SELECT {TASK_COLUMNS} FROM tasks WHERE tasks.project_id = $1 AND tasks.tenant_id = $2 "
+    f"SELECT {LISTED_COLUMNS} FROM tasks WHERE tasks.project_id = $1 AND tasks.tenant_id = $2 "
     "ORDER BY tasks.created_at, tasks.id LIMIT $3"
 )
 GET_TASK = (
@@ -103,7 +105,7 @@ def _problem(status: int) -> Response:
 def _task(row: asyncpg.Record) -> dict[str, Any]:
     """A task as the service answers it (its tenant is implied by the path)."""
     task = dict(row)
-    del task["tenant_id"]
+    task.pop("tenant_id", None)
     return task
 
 
