@@ -5,8 +5,6 @@ Hashes and secrets are never listed (`AdminView` refuses a view that would show 
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqladmin import action
 from sqladmin.filters import BooleanFilter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,14 +41,9 @@ class UserAdmin(AdminView, model=User):
     column_sortable_list = [User.email, User.full_name, User.created_at]
     column_default_sort = [(User.email, False)]
     column_filters = [BooleanFilter(User.is_active), BooleanFilter(User.is_superuser)]
-    form_columns = [User.full_name, User.is_superuser]
-
-    async def update_row(
-        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
-    ) -> None:
-        if obj.id == scope.user_id and data.get("is_superuser") is False:
-            raise AdminWriteRefused("You cannot take away your own superuser role.")
-        await super().update_row(session, scope, obj, data)
+    # Shown, never edited: the app role cannot change it (column grants); promotion is
+    # `tenantdesk create-superuser`, as the schema owner.
+    form_columns = [User.full_name]
 
     async def _platform_audit(
         self, session: AsyncSession, scope: AdminScope, verb: str, user: User

@@ -19,8 +19,8 @@ from backend.core.pagination import PageRequest, page_of, paginate
 from backend.identity.models import PlatformAuditEvent, User
 from tenants.audit import Actor, record_audit
 from tenants.dependencies import TenantAccessContext
-from tenants.isolation import TenantMismatch, cross_tenant, current_tenant_id, enter_tenant
-from tenants.models import Membership, Tenant, TenantStatus
+from tenants.isolation import TenantMismatch, cross_tenant_rows, current_tenant_id, enter_tenant
+from tenants.models import USER_TENANTS, Membership, Tenant, TenantStatus
 from tenants.roles import TenantAction, TenantRole, may_assign_role
 from tenants.schemas import MemberOut, MembershipSummary
 
@@ -50,14 +50,13 @@ async def ensure_tenant_context(session: AsyncSession, tenant_id: uuid.UUID) -> 
 
 async def memberships_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[MembershipSummary]:
     """Every tenant the user belongs to: the one read that spans tenants by design."""
+    mine = cross_tenant_rows(session, USER_TENANTS, user_id)
     statement = (
-        select(Membership.tenant_id, Tenant.name, Membership.role)
-        .join(Tenant, Tenant.id == Membership.tenant_id)
-        .where(Membership.user_id == user_id)
+        select(mine.c.tenant_id, Tenant.name, mine.c.role)
+        .join(Tenant, Tenant.id == mine.c.tenant_id)
         .order_by(Tenant.name, Tenant.id)
     )
-    async with cross_tenant(session, "a user's own tenants"):
-        rows = (await session.execute(statement)).all()
+    rows = (await session.execute(statement)).all()
     return [MembershipSummary(tenant_id=t, tenant_name=n, role=r) for t, n, r in rows]
 
 
@@ -65,16 +64,14 @@ async def tenants_of_user(
     session: AsyncSession, user_id: uuid.UUID, page: PageRequest
 ) -> tuple[list[tuple[Tenant, TenantRole]], str | None]:
     """A page of the user's tenants with their role in each, oldest tenant first."""
+    mine = cross_tenant_rows(session, USER_TENANTS, user_id)
     statement = paginate(
-        select(Tenant, Membership.role)
-        .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Membership.user_id == user_id),
+        select(Tenant, mine.c.role).join(mine, mine.c.tenant_id == Tenant.id),
         Tenant.created_at,
         Tenant.id,
         page,
     )
-    async with cross_tenant(session, "a user's own tenants"):
-        rows = (await session.execute(statement)).all()
+    rows = (await session.execute(statement)).all()
     return page_of(rows, page, key=lambda row: (row[0].created_at, row[0].id))
 
 

@@ -15,7 +15,8 @@ from backend.cli import app as cli
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["db"], ["db", "upgrade"], ["db", "downgrade"], ["db", "current"],
-            ["create-superuser"], ["bootstrap"], ["serve"], ["generate-secrets"]]  # fmt: skip
+            ["create-superuser"], ["set-superuser"], ["bootstrap"], ["serve"],
+            ["generate-secrets"]]  # fmt: skip
 
 
 def run_cli(*args: str, cwd: Path, input_text: str | None = None) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import Settings
 from backend.core.database import utcnow
-from backend.identity.models import OAuthClient, User
+from backend.identity.models import OAuthClient, PlatformAuditEvent, User
 from backend.identity.passwords import Passwords
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,26 @@ async def ensure_superuser(
             email_verified_at=utcnow(),
         )
     )
+    return True
+
+
+async def set_superuser(session: AsyncSession, email: str, superuser: bool) -> bool:
+    """Promote (or demote) an existing account; False when there is none. Audited.
+
+    Only the schema owner may: the app role cannot write `users.is_superuser` at all, so the
+    admin panel shows it read-only and this runs from the command line.
+    """
+    user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        return False
+    if user.is_superuser != superuser:
+        user.is_superuser = superuser
+        action = "user.superuser_granted" if superuser else "user.superuser_revoked"
+        session.add(
+            PlatformAuditEvent(
+                actor_user_id=None, action=action, target_type="user", target_id=str(user.id)
+            )
+        )
     return True
 
 

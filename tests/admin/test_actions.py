@@ -15,11 +15,12 @@ from backend.core.secrets import hash_token
 from backend.identity.models import PlatformAuditEvent, RefreshToken, User
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.projects.models import Project, ProjectMember, Task
-from tenants.isolation import cross_tenant, enter_tenant
+from tenants.isolation import enter_tenant
 from tenants.models import AuditEvent, Membership, Tenant, TenantStatus
 from tenants.roles import TenantRole
 from tests.admin.conftest import AdminBrowser, AdminWorld, add_invitation
 from tests.auth import bearer
+from tests.cross_tenant import cross_tenant
 from tests.factories import persist
 from tests.harness.smtp import Mailbox
 

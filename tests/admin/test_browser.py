@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.setup import MODEL_VIEWS
 from backend.identity.bootstrap import ensure_superuser
 from backend.projects.models import Project, Task
-from tenants.isolation import cross_tenant
 from tenants.models import Tenant, TenantStatus
 from tests.admin.conftest import AdminWorld
 from tests.conftest import screenshot_path
+from tests.cross_tenant import cross_tenant
 from tests.factories import DEFAULT_PASSWORD
 from tests.harness.live import LiveServer
 from tests.harness.postgres import free_port

@@ -20,10 +20,11 @@ from admin.scoping import AdminScope, AdminScopeMissing, AdminSessionMaker, boun
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.projects.models import Project, ProjectMember, Task
 from tenants.audit import Actor, record_audit
-from tenants.isolation import cross_tenant, enter_tenant
+from tenants.isolation import enter_tenant
 from tenants.models import AuditEvent, Membership, Tenant
 from tenants.roles import TenantRole
 from tests.admin.conftest import AdminBrowser, AdminWorld
+from tests.cross_tenant import cross_tenant
 
 TENANT_VIEWS = [
     "tenant",
