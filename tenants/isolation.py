@@ -211,13 +211,14 @@ def _tenant_criteria(tenant_id: uuid.UUID) -> Any:
 
 @event.listens_for(AppSession, "do_orm_execute")
 def _scope_statement_to_tenant(state: ORMExecuteState) -> None:
-    found = statements.tenant_references(state.statement)
+    tenant_mappers = [m for m in state.all_mappers if issubclass(m.class_, TenantScoped)]
+    mapped = frozenset(m.local_table for m in tenant_mappers)
+    found = statements.tenant_references(state.statement, mapped)
     if is_platform_session(state.session):
         if not state.is_select:
             raise PlatformWriteRefused("the platform view reads only")
         return
-    orm_tenant_entity = any(issubclass(m.class_, TenantScoped) for m in state.all_mappers)
-    if not (found or orm_tenant_entity):
+    if not (found or tenant_mappers):
         return
     tenant_id = current_tenant_id(state.session)
     if tenant_id is None:

@@ -17,7 +17,10 @@ inserts, or SQL text. For those:
   objects that name a tenant table are refused, with or without a context. The cross-tenant
   reads live in SECURITY DEFINER functions instead (`tenants.isolation.CrossTenantRead`).
 
-Every statement is walked once; one without any tenant table costs only that walk.
+Every statement is walked once; one without any tenant table costs only that walk. A plain
+table whose mapped class is an entity of the same statement counts as the ORM's (the ORM itself
+names plain primary-key columns in its relationship loads): mixing the two spellings of one
+table in one statement is the gap left.
 """
 
 from __future__ import annotations
@@ -108,11 +111,17 @@ def _children(element: Any) -> Iterator[Any]:
     yield from element.get_children()
 
 
-def tenant_references(statement: Any) -> TenantReferences:
+def tenant_references(statement: Any, mapped: frozenset[Any] = frozenset()) -> TenantReferences:
     """Walk `statement` once; refuse SQL text, lightweight tables or foreign tables naming a
-    tenant table (`UnscopableStatement`)."""
+    tenant table (`UnscopableStatement`).
+
+    A plain tenant table counts as Core unless the statement also names it as an ORM entity
+    (anywhere in it) or `mapped` (the tables of its top-level entities) has it: the ORM criteria
+    scope those, and the ORM itself writes plain columns (relationship joins and loads)."""
     names, pattern = _tenant_table_names()
     found = TenantReferences()
+    plain: list[Table] = []
+    orm_tables: set[int] = {id(table) for table in mapped}
     stack, seen = [statement], set()
     while stack:
         element = stack.pop()
@@ -130,8 +139,13 @@ def tenant_references(statement: Any) -> TenantReferences:
             found.any = True
             if not isinstance(element, Table) or element.metadata is not Base.metadata:
                 raise UnscopableStatement(f"{element.name} named outside the mapped tables")
-            if not _is_orm(element):
-                found.core.append(element)
+            if _is_orm(element):
+                orm_tables.add(id(element._deannotate()))
+            else:
+                plain.append(element)
+        elif isinstance(element, ColumnClause) and _is_orm(element):
+            if element.table is not None:
+                orm_tables.add(id(element.table._deannotate()))
         elif isinstance(element, TextClause | ColumnClause) and pattern is not None:
             text = element.text if isinstance(element, TextClause) else element.name
             if (isinstance(element, TextClause) or element.is_literal) and pattern.search(text):
@@ -139,6 +153,7 @@ def tenant_references(statement: Any) -> TenantReferences:
                     "SQL text names a tenant table; use the ORM, or a cross-tenant read"
                 )
         stack.extend(_children(element))
+    found.core += [table for table in plain if id(table) not in orm_tables]
     return found
 
 

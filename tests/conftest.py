@@ -187,6 +187,14 @@ async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
+async def harness_db(superuser_engine: AsyncEngine, app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A session below the app (the database superuser, no ORM filter), for arranging a state
+    that no path of the app makes: a token already expired, a client of no tenant."""
+    async with AsyncSession(superuser_engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
 async def owner_db(app: FastAPI, settings: Settings) -> AsyncIterator[AsyncSession]:
     """A session as the schema owner, for what the app role may not do (a superuser)."""
     database = Database.as_owner(settings)

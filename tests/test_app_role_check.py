@@ -5,9 +5,6 @@ one clear line, when that role is a superuser, has BYPASSRLS or owns a table; el
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from backend.core.config import Environment, Settings
 from backend.core.database import create_engine
 from backend.main import create_app
 from tests.conftest import DatabaseUrls
+from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.postgres_only
 
@@ -68,23 +66,15 @@ async def test_the_real_app_role_passes(settings: Settings, migrated: DatabaseUr
 
 
 def test_serve_refuses_with_one_line(settings: Settings, migrated: DatabaseUrls) -> None:
-    environment = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
-    environment.update(
-        PYTHONPATH=str(PROJECT_ROOT),
-        ENVIRONMENT="production",
-        DATABASE_URL=migrated.owner,
-        MIGRATIONS_DATABASE_URL=migrated.owner,
-        SECRET_KEY=settings.secret_key_value(),
-        JWT_PRIVATE_KEYS=settings.jwt_private_keys_value(),
-        PORT="1",  # never reached
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "serve", "--no-migrate"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    production = {
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": migrated.owner,
+        "MIGRATIONS_DATABASE_URL": migrated.owner,
+        "SECRET_KEY": settings.secret_key_value(),
+        "JWT_PRIVATE_KEYS": settings.jwt_private_keys_value(),
+        "PORT": "1",  # never reached
+    }
+    result = run_cli("serve", "--no-migrate", cwd=PROJECT_ROOT, environment=production)
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("refusing to start: DATABASE_URL connects as app_owner, which owns")

@@ -86,12 +86,14 @@ class AdminWorld:
         return f"{row.tenant_id};{row.id}"
 
 
-async def add_invitation(db: AsyncSession, world: TenantWorld, email: str) -> Invitation:
+async def add_invitation(
+    db: AsyncSession, world: TenantWorld, email: str, role: TenantRole = TenantRole.MEMBER
+) -> Invitation:
     invitation = Invitation(
         id=uuid.uuid4(),
         tenant_id=world.id,
         email=email,
-        role=TenantRole.MEMBER,
+        role=role,
         token_hash=issue_token(world.id).hash,
         invited_by=next(iter(world.users.values())).id,
         expires_at=utcnow() + timedelta(days=7),

@@ -47,11 +47,12 @@ async def fresh(db: AsyncSession, model: type, *criteria: object) -> object:
 
 
 async def test_the_bootstrap_superuser_opens_every_view_and_suspends_a_tenant(
-    world: AdminWorld, db: AsyncSession, live_server: LiveServer, page: Page
+    world: AdminWorld, db: AsyncSession, owner_db: AsyncSession, live_server: LiveServer, page: Page
 ) -> None:
     passwords = live_server.app.state.passwords
-    assert await ensure_superuser(db, passwords, BOOTSTRAP_EMAIL, BOOTSTRAP_PASSWORD)
-    await db.commit()
+    # Bootstrap runs as the schema owner: the app role cannot make a superuser.
+    assert await ensure_superuser(owner_db, passwords, BOOTSTRAP_EMAIL, BOOTSTRAP_PASSWORD)
+    await owner_db.commit()
     await sign_in(page, live_server, BOOTSTRAP_EMAIL, BOOTSTRAP_PASSWORD)
     await expect(page.locator("#admin-scope-name")).to_have_text("Platform view: every tenant")
 

@@ -11,9 +11,7 @@ statement could at most do.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,24 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 
 import backend.models  # noqa: F401  (every table, and every cross-tenant read)
 from backend.identity.models import PlatformAuditEvent, User
-from tenants.isolation import CROSS_TENANT_READS
+from backend.models import metadata
+from tenants.isolation import CROSS_TENANT_READS, is_tenant_table
 from tenants.roles import ProjectRole, TenantRole
 from tests.conftest import DatabaseUrls
 from tests.cross_tenant import cross_tenant
 from tests.tenancy.world import TenantWorld, build_tenant
+from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.postgres_only
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
-TENANT_TABLES = (
-    "memberships",
-    "projects",
-    "project_members",
-    "tasks",
-    "invitations",
-    "audit_events",
-)
+TENANT_TABLES = [table.name for table in metadata.sorted_tables if is_tenant_table(table)]
 
 
 async def _connect(url: str) -> AsyncIterator[AsyncConnection]:
@@ -104,7 +97,7 @@ async def test_no_setting_at_all_is_read_but_the_tenant(
                 "SELECT tablename, policyname, roles::text, qual FROM pg_policies "
                 "WHERE schemaname = 'public' AND tablename = ANY(:tables)"
             ),
-            {"tables": list(TENANT_TABLES)},
+            {"tables": TENANT_TABLES},
         )
         for table, name, roles, qual in policies:
             settings = {word for word in qual.split("'") if word.startswith("app.")}
@@ -229,15 +222,8 @@ async def test_a_table_added_later_grants_the_app_role_nothing(owner: AsyncConne
 
 
 def _cli(migrated: DatabaseUrls, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
-    environment.update(
-        PYTHONPATH=str(PROJECT_ROOT),
-        ENVIRONMENT="development",
-        DATABASE_URL=migrated.app,
-        MIGRATIONS_DATABASE_URL=migrated.owner,
-    )
-    command = [sys.executable, "-m", "backend.cli", *args]
-    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+    urls = {"DATABASE_URL": migrated.app, "MIGRATIONS_DATABASE_URL": migrated.owner}
+    return run_cli(*args, cwd=PROJECT_ROOT, environment=urls)
 
 
 async def test_superusers_are_made_on_the_command_line_as_the_schema_owner(
