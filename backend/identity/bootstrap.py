@@ -7,18 +7,17 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor
 from backend.core.config import Settings
-from backend.core.database import utcnow
-from backend.identity.models import OAuthClient, PlatformAuditEvent, User
+from backend.core.errors import Conflict
+from backend.identity.accounts import create_user, normalise_email
+from backend.identity.audit import record_platform_audit
+from backend.identity.models import OAuthClient, User
 from backend.identity.passwords import Passwords
 
 logger = logging.getLogger(__name__)
 
 FIRST_PARTY_GRANTS = ["password", "refresh_token"]
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
 
 
 async def ensure_default_client(session: AsyncSession, settings: Settings) -> None:
@@ -40,18 +39,18 @@ async def ensure_superuser(
     session: AsyncSession, passwords: Passwords, email: str, password: str, full_name: str = ""
 ) -> bool:
     """Create the superuser when absent; True when created. An existing account is left alone."""
-    email = normalise_email(email)
-    if await session.scalar(select(User.id).where(User.email == email)) is not None:
-        return False
-    session.add(
-        User(
+    try:
+        await create_user(
+            session,
+            passwords,
             email=email,
             full_name=full_name or "Platform admin",
-            password_hash=await passwords.hash(password),
+            password=password,
+            verified=True,
             is_superuser=True,
-            email_verified_at=utcnow(),
         )
-    )
+    except Conflict:
+        return False
     return True
 
 
@@ -67,11 +66,7 @@ async def set_superuser(session: AsyncSession, email: str, superuser: bool) -> b
     if user.is_superuser != superuser:
         user.is_superuser = superuser
         action = "user.superuser_granted" if superuser else "user.superuser_revoked"
-        session.add(
-            PlatformAuditEvent(
-                actor_user_id=None, action=action, target_type="user", target_id=str(user.id)
-            )
-        )
+        record_platform_audit(session, Actor(), action, "user", user.id)  # the system: the CLI
     return True
 
 

@@ -17,8 +17,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from backend.core.audit import Actor
 from backend.invitations.models import Invitation
-from tenants.audit import Actor, record_audit
+from tenants.audit import record_audit
 from tenants.isolation import enter_tenant
 from tenants.roles import ProjectRole, TenantRole
 from tests.admin.conftest import AdminBrowser, AdminWorld, add_invitation
