@@ -5,6 +5,8 @@ Hashes and secrets are never listed (`AdminView` refuses a view that would show 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqladmin import action
 from sqladmin.filters import BooleanFilter
 from sqlalchemy.ext.asyncio import AsyncSession
