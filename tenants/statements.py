@@ -144,7 +144,8 @@ def tenant_references(statement: Any, mapped: frozenset[Any] = frozenset()) -> T
             else:
                 plain.append(element)
         elif isinstance(element, ColumnClause) and _is_orm(element):
-            if element.table is not None:
+            if element.table is not None and getattr(element.table, "name", None) in names:
+                found.any = True  # an ORM column of a tenant table, in a subquery say
                 orm_tables.add(id(element.table._deannotate()))
         elif isinstance(element, TextClause | ColumnClause) and pattern is not None:
             text = element.text if isinstance(element, TextClause) else element.name

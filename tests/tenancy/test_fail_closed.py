@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.identity.models import User
 from backend.projects.models import Project, Task
 from tenants.isolation import (
     PlatformWriteRefused,
@@ -77,8 +78,9 @@ async def in_acme(
         .outerjoin(MEMBERSHIPS, MEMBERSHIPS.c.tenant_id == Tenant.id),
         select(Project.tenant_id).join(TASKS, TASKS.c.project_id == Project.id),
         select(Task.tenant_id),  # the hot path's column selects
+        select(Membership.tenant_id).where(Membership.user_id.in_(select(Membership.user_id))),
     ],
-    ids=["table", "table-columns", "alias", "join", "outer-join", "orm-join-core", "orm"],
+    ids=["table", "table-columns", "alias", "join", "outer-join", "orm-join-core", "orm", "orm-in"],
 )
 async def test_core_selects_see_only_the_contexts_tenant(
     in_acme: tuple[AsyncSession, TenantWorld, TenantWorld], statement: object
@@ -216,3 +218,11 @@ async def test_the_platform_session_reads_every_tenant_and_writes_nothing(
             await platform.execute(update(Project).values(name="changed"))
         with pytest.raises(UnscopableStatement):
             await platform.execute(text("SELECT count(*) FROM projects"))
+
+
+async def test_an_orm_subquery_of_a_tenant_table_is_scoped_inside_a_global_query(
+    in_acme: tuple[AsyncSession, TenantWorld, TenantWorld],
+) -> None:
+    db, acme, _ = in_acme
+    members = select(User.email).where(User.id.in_(select(Membership.user_id)))
+    assert set(await db.scalars(members)) == {acme.users["ada"].email}
