@@ -5,7 +5,7 @@ export, details, its bare-primary-key re-selects for edit and delete, and the pi
 through it. What this class adds:
 
 - writes of its own (insert, update, delete, custom actions), each in one transaction that never
-  uses the platform bypass: the write session is in the row's tenant (`enter_row_tenant`), so
+  uses the platform session: the write session is in the row's tenant (`enter_row_tenant`), so
   `tenant_id` is forced and rows never move; each write is a call to the service the API calls,
   with the admin as its caller (`admin.callers`), which decides and records the audit event;
 - a 404, never a 403, for a primary key out of reach;

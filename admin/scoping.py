@@ -1,15 +1,23 @@
 """The data scope of an admin request, applied to every session SQLAdmin opens.
 
-An admin request runs either in the platform view (a superuser: every tenant, through the one
-explicit bypass, `cross_tenant`) or in one tenant's view (a tenant owner or admin: the session
-enters the tenant context, so the ORM filter and PostgreSQL RLS hold exactly as for the API).
+An admin request runs either in the platform view (a superuser: every tenant) or in one tenant's
+view (a tenant owner or admin: the session enters the tenant context, so the ORM filter and
+PostgreSQL RLS hold exactly as for the API).
+
+The platform view reads through `platform_session`: on PostgreSQL a separate, read-only
+connection as the schema owner, whom a policy lets read every tenant's rows; the app role itself
+can lift nothing. SQLAdmin's lists, counts, details, exports, its re-selects for edit and delete,
+and the pickers all need every tenant's rows at once, which neither per-tenant iteration nor
+fixed SECURITY DEFINER functions give a generic panel; the owner connection does, and it is
+opened only for a superuser verified against the database on this very request
+(`admin.auth.load_scope`).
 
 SQLAdmin only ever opens sessions as `async with session_maker(...) as session`, including for
 its edit and delete re-selects, relationship pickers and AJAX look-ups; `AdminSessionMaker`
 answers that call with the app's own session factory and applies the request's scope before
 the first statement. A session asked for outside a scoped admin request is refused.
 
-Writes never use the bypass: see `AdminSessionMaker.writing`.
+Writes never use the platform session: see `AdminSessionMaker.writing`.
 """
 
 from __future__ import annotations
@@ -26,10 +34,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
-from tenants.isolation import cross_tenant, enter_tenant, leave_tenant_sync
+from tenants.isolation import enter_tenant, leave_tenant_sync, platform_session
 from tenants.roles import TenantRole
-
-PLATFORM_BYPASS_REASON = "platform admin panel"
 
 
 class AdminScopeMissing(RuntimeError):
@@ -90,17 +96,14 @@ def current_scope_or_none() -> AdminScope | None:
 class ScopedSession:
     """`async with` yields the app's session with the scope applied; leaving closes it."""
 
-    def __init__(self, session: AsyncSession, *, tenant_id: uuid.UUID | None, bypass: bool) -> None:
+    def __init__(self, session: AsyncSession, *, tenant_id: uuid.UUID | None) -> None:
         self._session = session
         self._tenant_id = tenant_id
-        self._bypass = bypass
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> AsyncSession:
         session = await self._stack.enter_async_context(self._session)
-        if self._bypass:
-            await self._stack.enter_async_context(cross_tenant(session, PLATFORM_BYPASS_REASON))
-        elif self._tenant_id is not None:
+        if self._tenant_id is not None:
             await enter_tenant(session, self._tenant_id)
         self._stack.push_async_callback(_end_transaction, session)
         return session
@@ -115,10 +118,9 @@ class ScopedSession:
 
 
 async def _end_transaction(session: AsyncSession) -> None:
-    """Runs first on the way out: end the transaction (committed work is kept) before the
-    bypass is lifted, so that a failed transaction is never asked to run another statement.
-    Objects are detached first, as closing would: a rollback would expire what SQLAdmin is
-    about to render."""
+    """Runs first on the way out: end the transaction (committed work is kept). Objects are
+    detached first, as closing would: a rollback would expire what SQLAdmin is about to
+    render."""
     session.expunge_all()
     await session.rollback()
 
@@ -141,19 +143,21 @@ class AdminSessionMaker:
         admin's writes flush explicitly, so the factory is left as the API configured it."""
 
     def __call__(self, **options: Any) -> ScopedSession:
-        """For reads: the tenant view's context, or the platform view's bypass."""
+        """For reads: the tenant view's context, or the platform view's read-only session."""
         scope = current_scope()
-        session = self._app.state.database.session_factory(**options)
-        return ScopedSession(session, tenant_id=scope.tenant_id, bypass=scope.platform)
+        database = self._app.state.database
+        if scope.platform:
+            return ScopedSession(platform_session(database, **options), tenant_id=None)
+        return ScopedSession(database.session_factory(**options), tenant_id=scope.tenant_id)
 
     def writing(self) -> ScopedSession:
-        """For writes: never the bypass. The tenant view writes in its tenant; the platform view
-        starts with no tenant and enters each row's tenant before touching it
+        """For writes: never the platform session. The tenant view writes in its tenant; the
+        platform view starts with no tenant and enters each row's tenant before touching it
         (`enter_row_tenant`), so the services, written for one tenant at a time, behave exactly
         as they do for the API."""
         scope = current_scope()
         session = self._app.state.database.session_factory(expire_on_commit=False)
-        return ScopedSession(session, tenant_id=scope.tenant_id, bypass=False)
+        return ScopedSession(session, tenant_id=scope.tenant_id)
 
 
 async def enter_row_tenant(

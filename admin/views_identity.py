@@ -42,7 +42,9 @@ class UserAdmin(AdminView, model=User):
     column_sortable_list = [User.email, User.full_name, User.created_at]
     column_default_sort = [(User.email, False)]
     column_filters = [BooleanFilter(User.is_active), BooleanFilter(User.is_superuser)]
-    form_columns = [User.full_name, User.is_superuser]
+    # Shown, never edited: the app role cannot change it (column grants); promotion is
+    # `tenantdesk set-superuser`, as the schema owner.
+    form_columns = [User.full_name]
 
     async def update_row(
         self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
@@ -52,7 +54,6 @@ class UserAdmin(AdminView, model=User):
             scope.actor,
             obj,
             full_name=data.get("full_name") or "",
-            is_superuser=bool(data.get("is_superuser")),
         )
 
     async def revoke_sessions_row(

@@ -16,10 +16,11 @@ from joserfc.jwk import ECKey
 
 import backend.models  # noqa: F401  (every table, for foreign keys across layers)
 from alembic import command
+from backend.core.app_role import AppRoleUnfit, check_app_role
 from backend.core.config import VAR_DIR, ConfigurationError, Settings, get_settings
 from backend.core.database import Database
 from backend.core.logging import configure_logging
-from backend.identity.bootstrap import bootstrap, ensure_superuser
+from backend.identity.bootstrap import bootstrap, ensure_superuser, set_superuser
 from backend.identity.passwords import Passwords
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -75,8 +76,10 @@ def current() -> None:
     command.current(_alembic_config(), verbose=False)
 
 
-async def _with_session(settings: Settings, work) -> object:  # type: ignore[no-untyped-def]
-    database = Database.from_settings(settings)
+async def _as_owner(settings: Settings, work) -> object:  # type: ignore[no-untyped-def]
+    """Run `work` in one transaction as the schema owner: the app role may not create
+    superusers (nor, before the API runs, anything else bootstrap writes)."""
+    database = Database.as_owner(settings)
     try:
         async with database.session_factory() as session, session.begin():
             return await work(session)
@@ -101,7 +104,7 @@ def create_superuser(
             raise typer.Exit(1)
     passwords = Passwords(settings)
     created = asyncio.run(
-        _with_session(
+        _as_owner(
             settings,
             lambda session: ensure_superuser(session, passwords, email, password, full_name),
         )
@@ -109,12 +112,28 @@ def create_superuser(
     typer.echo("Superuser created." if created else "An account with that email exists already.")
 
 
+@app.command("set-superuser")
+def set_superuser_command(
+    email: Annotated[str, typer.Option(help="The account's email.")],
+    revoke: Annotated[bool, typer.Option("--revoke", help="Take the role away instead.")] = False,
+) -> None:
+    """Make an existing account a platform superuser (or, with --revoke, no longer one)."""
+    settings = _settings()
+    found = asyncio.run(
+        _as_owner(settings, lambda session: set_superuser(session, email, not revoke))
+    )
+    if not found:
+        typer.echo("No account has that email.", err=True)
+        raise typer.Exit(1)
+    typer.echo("No longer a superuser." if revoke else "Now a superuser.")
+
+
 @app.command("bootstrap")
 def bootstrap_command() -> None:
     """Create the first-party OAuth2 client and the BOOTSTRAP_ADMIN_* superuser when absent."""
     settings = _settings()
     passwords = Passwords(settings)
-    asyncio.run(_with_session(settings, lambda session: bootstrap(session, settings, passwords)))
+    asyncio.run(_as_owner(settings, lambda session: bootstrap(session, settings, passwords)))
 
 
 @app.command("generate-secrets")
@@ -123,6 +142,24 @@ def generate_secrets() -> None:
     key = ECKey.generate_key("P-256", private=True, auto_kid=True)
     typer.echo(f"SECRET_KEY={secrets.token_urlsafe(48)}")
     typer.echo(f"JWT_PRIVATE_KEYS='{json.dumps({'keys': [key.as_dict(private=True)]})}'")
+
+
+def _refuse_an_unfit_app_role(settings: Settings) -> None:
+    """In production, one line and exit 1 when the app role escapes row-level security (the
+    workers would refuse to start anyway, less legibly); elsewhere a warning."""
+
+    async def check() -> None:
+        database = Database.from_settings(settings)
+        try:
+            await check_app_role(database.engine, settings)
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(check())
+    except AppRoleUnfit as exc:
+        typer.echo(f"refusing to start: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -135,6 +172,7 @@ def serve(
     if migrate:
         upgrade("head")
         bootstrap_command()
+    _refuse_an_unfit_app_role(settings)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(
         f"API docs:     {base}/docs\nAdmin panel:  {base}/admin\nHealth:       {base}/health/ready"

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 import backend.models  # noqa: F401  (every table, for foreign keys across layers)
 from admin.setup import mount_admin
 from backend.core import health
+from backend.core.app_role import check_app_role
 from backend.core.config import Settings, get_settings
 from backend.core.database import Database
 from backend.core.docs import install_docs
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # collection, each of which would otherwise pause the event loop for its whole length.
         gc.freeze()
         try:
+            await check_app_role(app.state.database.engine, settings)
             yield
         finally:
             await finish_deliveries()

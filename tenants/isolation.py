@@ -4,23 +4,39 @@ The tenant context lives on the session (`session.info`), set by the tenant depe
 first query of a request. From it:
 
 - the ORM filter (`do_orm_execute`) adds `tenant_id = <context>` to every select, update and
-  delete that touches a tenant table, and raises when no context is set (fail closed);
+  delete that touches a tenant table, ORM or Core, and raises when no context is set (fail
+  closed); `tenants.statements` covers what the ORM's own criteria do not reach (Core tables,
+  inserts, `text()`);
 - new tenant rows take `tenant_id` from the context, and a row can never change tenant;
-- on PostgreSQL, every transaction starts with `SET LOCAL app.tenant_id`, which row-level
-  security policies read, so the database refuses what the ORM filter might have missed.
+- on PostgreSQL, every transaction starts with `SET LOCAL app.tenant_id` (empty without a
+  tenant), sent with BEGIN, which row-level security policies read, so the database refuses what
+  the ORM filter might have missed.
 
-The only way around it is `cross_tenant(...)`, which is easy to grep for and whose callers a test
-lists.
+Nothing the app role can do lifts row-level security. Reading across tenants takes one of two
+explicit, greppable ways, whose callers a test lists:
+
+- `cross_tenant_rows(session, READ, value)`: a `CrossTenantRead`, on PostgreSQL a SECURITY
+  DEFINER function owned by the schema owner (migration 0002), on SQLite the same query;
+- `platform_session(database)`: the platform view of the admin panel, read-only sessions as the
+  schema owner, whom a policy lets read every tenant's rows.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, ForeignKey, Table, event, inspect
+from sqlalchemy import (
+    Connection,
+    Engine,
+    ForeignKey,
+    Table,
+    column,
+    event,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import (
     Mapped,
@@ -30,22 +46,26 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
-from sqlalchemy.sql.util import find_tables
 
-from backend.core.database import AppSession, queues_sql_at_begin, run_at_transaction_start
+from backend.core.database import (
+    AppSession,
+    Database,
+    queues_sql_at_begin,
+    run_at_transaction_start,
+)
+from tenants import statements
 
 TENANT_KEY = "tenant_id"
-BYPASS_KEY = "tenant_bypass_reason"
+PLATFORM_KEY = "platform_reads"
 _PG_TRANSACTION_OPEN = "pg_transaction_open"
-TENANT_COLUMN = "tenant_id"
+TENANT_COLUMN = statements.TENANT_COLUMN
+
+TenantContextMissing = statements.TenantContextMissing
+TenantMismatch = statements.TenantMismatch
 
 
-class TenantContextMissing(RuntimeError):
-    """A tenant table was queried with no tenant context: a bug, never a user error."""
-
-
-class TenantMismatch(RuntimeError):
-    """A row was written into, or moved to, a tenant other than the context's."""
+class PlatformWriteRefused(RuntimeError):
+    """A platform (read-only) session was asked to write: writes go through a tenant context."""
 
 
 class TenantScoped:
@@ -64,14 +84,17 @@ def current_tenant_id(session: Session | AsyncSession) -> uuid.UUID | None:
     return session.info.get(TENANT_KEY)
 
 
-def _bypassing(session: Session | AsyncSession) -> bool:
-    return bool(session.info.get(BYPASS_KEY))
+def is_platform_session(session: Session | AsyncSession) -> bool:
+    return bool(session.info.get(PLATFORM_KEY))
+
+
+# -- the PostgreSQL setting ---------------------------------------------------------------------
 
 
 def rls_settings_sql(session: Session | AsyncSession) -> str:
-    """The `SET LOCAL` statements for the session's context, always all of them.
+    """The `SET LOCAL` for the session's context, empty without a tenant.
 
-    Always, and empty values too: a value left on a pooled connection at session level (by
+    Always sent, even empty: a value left on a pooled connection at session level (by
     `set_config(..., false)`, a pooler, anything) must never apply to a later transaction.
     `SET LOCAL`, not `set_config()`, because Citus propagates it to the workers. It takes no bind
     parameters, so the tenant id is inlined; that is safe because it is re-rendered from a
@@ -79,11 +102,10 @@ def rls_settings_sql(session: Session | AsyncSession) -> str:
     """
     tenant_id = current_tenant_id(session)
     rendered = str(uuid.UUID(str(tenant_id))) if tenant_id is not None else ""
-    bypass = "on" if _bypassing(session) else "off"
-    return f"SET LOCAL app.tenant_id = '{rendered}'; SET LOCAL app.bypass_rls = '{bypass}'"
+    return f"SET LOCAL app.tenant_id = '{rendered}'"
 
 
-NO_TENANT_SQL = "SET LOCAL app.tenant_id = ''; SET LOCAL app.bypass_rls = 'off'"
+NO_TENANT_SQL = "SET LOCAL app.tenant_id = ''"
 
 
 @event.listens_for(Engine, "begin")
@@ -100,7 +122,7 @@ def _set_rls_settings_on_begin(
 ) -> None:
     if connection.dialect.name != "postgresql":
         return
-    session.info[_PG_TRANSACTION_OPEN] = connection
+    session.info.setdefault(_PG_TRANSACTION_OPEN, []).append(connection)
     run_at_transaction_start(connection, rls_settings_sql(session))
 
 
@@ -112,8 +134,7 @@ def _forget_open_transaction(_session: Session, transaction: SessionTransaction)
 
 def _sync_rls_settings(session: Session) -> None:
     """Apply a context change to a PostgreSQL transaction that is already open."""
-    connection = session.info.get(_PG_TRANSACTION_OPEN)
-    if connection is not None:
+    for connection in session.info.get(_PG_TRANSACTION_OPEN, ()):
         run_at_transaction_start(connection, rls_settings_sql(session))
 
 
@@ -132,61 +153,94 @@ def leave_tenant_sync(session: Session) -> None:
     _sync_rls_settings(session)
 
 
-def _set_bypass_sync(session: Session, reason: str | None) -> str | None:
-    """Set (or, with None, clear) the bypass; returns the previous reason, for nesting."""
-    previous = session.info.get(BYPASS_KEY)
-    if reason is None:
-        session.info.pop(BYPASS_KEY, None)
-    else:
-        session.info[BYPASS_KEY] = reason
-    _sync_rls_settings(session)
-    return previous
+# -- reading across tenants ---------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def cross_tenant(session: AsyncSession, reason: str) -> AsyncIterator[None]:
-    """Lift tenant isolation for the statements inside the block. Every caller is listed in a test.
+class CrossTenantRead:
+    """Rows of a tenant table picked by one column, whatever their tenant: `columns` of `table`
+    where `by` equals the value given.
 
-    `reason` says why in a word or two; it is kept on the session for debugging.
+    On PostgreSQL it is the SECURITY DEFINER function `function` (a migration creates it, owned
+    by the schema owner, with a fixed `search_path`); on SQLite, which has no row-level security,
+    the same query on an alias of the table that the ORM filter lets through.
     """
-    previous = await session.run_sync(_set_bypass_sync, reason)
-    try:
-        yield
-    finally:
-        await session.run_sync(_set_bypass_sync, previous)
+
+    def __init__(self, function: str, table: Table, by: str, columns: tuple[str, ...]) -> None:
+        self.function = function
+        self.table = table
+        self.by = by
+        self.columns = columns
+        self.fallback = table.alias(function)
+        statements.trust_alias(self.fallback)
+        CROSS_TENANT_READS[function] = self
 
 
-def _touches_tenant_table(state: ORMExecuteState) -> bool:
-    if any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers):
-        return True
-    return any(is_tenant_table(table) for table in find_tables(state.statement, include_crud=True))
+CROSS_TENANT_READS: dict[str, CrossTenantRead] = {}
+
+
+def cross_tenant_rows(session: AsyncSession | Session, read: CrossTenantRead, value: Any) -> Any:
+    """The rows of `read` for `value`, as a FROM clause to select from or join; every caller is
+    listed in a test."""
+    if session.get_bind().dialect.name == "postgresql":
+        typed = [column(name, read.table.c[name].type) for name in read.columns]
+        return getattr(func, read.function)(value).table_valued(*typed, name=read.function)
+    alias = read.fallback
+    chosen = select(*(alias.c[name] for name in read.columns)).where(alias.c[read.by] == value)
+    return chosen.subquery(read.function)
+
+
+def platform_session(database: Database, **options: Any) -> AsyncSession:
+    """A read-only session that sees every tenant's rows: the platform view of the admin panel.
+
+    On PostgreSQL it connects as the schema owner (`MIGRATIONS_DATABASE_URL`), whom the policy
+    `owner_reads` lets read tenant rows, in READ ONLY transactions; the app role gains nothing.
+    On SQLite the ORM filter is lifted for it. Either way it refuses to write. Every caller is
+    listed in a test; only verified superusers reach it.
+    """
+    return database.platform_session_factory(info={PLATFORM_KEY: True}, **options)
+
+
+# -- the ORM filter -----------------------------------------------------------------------------
+
+
+def _tenant_criteria(tenant_id: uuid.UUID) -> Any:
+    return with_loader_criteria(
+        TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True
+    )
 
 
 @event.listens_for(AppSession, "do_orm_execute")
 def _scope_statement_to_tenant(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
+    tenant_mappers = [m for m in state.all_mappers if issubclass(m.class_, TenantScoped)]
+    mapped = frozenset(m.local_table for m in tenant_mappers)
+    found = statements.tenant_references(state.statement, mapped)
+    if is_platform_session(state.session):
+        if not state.is_select:
+            raise PlatformWriteRefused("the platform view reads only")
         return
-    if _bypassing(state.session) or not _touches_tenant_table(state):
+    if not (found or tenant_mappers):
         return
     tenant_id = current_tenant_id(state.session)
     if tenant_id is None:
         raise TenantContextMissing(
-            "a tenant table was queried without a tenant context; "
-            "resolve TenantAccess first, or use cross_tenant() on purpose"
+            "a tenant table was queried without a tenant context; resolve TenantAccess first, "
+            "or read across tenants on purpose with cross_tenant_rows()"
         )
-    state.statement = state.statement.options(
-        with_loader_criteria(
-            TenantScoped,
-            lambda cls: cls.tenant_id == tenant_id,
-            include_aliases=True,
+    statement = statements.scope_core_statement(state.statement, found, tenant_id)
+    if state.is_insert:
+        statement, state.parameters = statements.scope_insert(
+            statement, state.parameters, tenant_id
         )
-    )
+    if state.is_select or state.is_update or state.is_delete:
+        statement = statement.options(_tenant_criteria(tenant_id))
+    state.statement = statement
 
 
 @event.listens_for(AppSession, "before_flush")
 def _stamp_and_guard_tenant(session: Session, _flush_context: Any, _instances: Any) -> None:
+    if is_platform_session(session) and (session.new or session.dirty or session.deleted):
+        raise PlatformWriteRefused("the platform view reads only")
     tenant_id = current_tenant_id(session)
-    bypass = _bypassing(session)
     for instance in session.new:
         if not isinstance(instance, TenantScoped):
             continue
@@ -194,7 +248,7 @@ def _stamp_and_guard_tenant(session: Session, _flush_context: Any, _instances: A
             if tenant_id is None:
                 raise TenantContextMissing(f"new {type(instance).__name__} has no tenant context")
             instance.tenant_id = tenant_id
-        elif not bypass and instance.tenant_id != tenant_id:
+        elif instance.tenant_id != tenant_id:
             raise TenantMismatch(f"new {type(instance).__name__} belongs to another tenant")
     for instance in session.dirty:
         if isinstance(instance, TenantScoped) and inspect(instance).attrs.tenant_id.history.deleted:

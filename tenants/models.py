@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, Versioned, string_enum
 from backend.identity.models import User
-from tenants.isolation import TenantScoped
+from tenants.isolation import CrossTenantRead, TenantScoped
 from tenants.roles import TenantRole
 
 
@@ -46,6 +46,16 @@ class Membership(TenantScoped, CreatedAt, Versioned, Base):
 
     user: Mapped[User] = relationship(lazy="raise")
     tenant: Mapped[Tenant] = relationship(lazy="raise")
+
+
+# A user's own tenants (GET /users/me, GET /tenants, the panel's tenant picker): the one read
+# across tenants that the request path needs; see `tenants.isolation.CrossTenantRead`.
+USER_TENANTS = CrossTenantRead(
+    "user_tenants",
+    Membership.__table__,
+    by="user_id",
+    columns=("tenant_id", "role"),  # type: ignore[arg-type]
+)
 
 
 class AuditEvent(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):

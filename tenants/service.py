@@ -32,8 +32,8 @@ from backend.identity.models import User
 from tenants.access import TENANT_NOT_FOUND
 from tenants.audit import record_audit
 from tenants.caller import TenantCaller
-from tenants.isolation import TenantMismatch, cross_tenant, current_tenant_id, enter_tenant
-from tenants.models import Membership, Tenant, TenantStatus
+from tenants.isolation import TenantMismatch, cross_tenant_rows, current_tenant_id, enter_tenant
+from tenants.models import USER_TENANTS, Membership, Tenant, TenantStatus
 from tenants.roles import TenantAction, TenantRole, may_assign_role
 from tenants.schemas import MemberOut, MembershipSummary, TenantOut
 
@@ -63,14 +63,13 @@ async def ensure_tenant_context(session: AsyncSession, tenant_id: uuid.UUID) -> 
 
 async def memberships_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[MembershipSummary]:
     """Every tenant the user belongs to: the one read that spans tenants by design."""
+    mine = cross_tenant_rows(session, USER_TENANTS, user_id)
     statement = (
-        select(Membership.tenant_id, Tenant.name, Membership.role)
-        .join(Tenant, Tenant.id == Membership.tenant_id)
-        .where(Membership.user_id == user_id)
+        select(mine.c.tenant_id, Tenant.name, mine.c.role)
+        .join(Tenant, Tenant.id == mine.c.tenant_id)
         .order_by(Tenant.name, Tenant.id)
     )
-    async with cross_tenant(session, "a user's own tenants"):
-        rows = (await session.execute(statement)).all()
+    rows = (await session.execute(statement)).all()
     return [MembershipSummary(tenant_id=t, tenant_name=n, role=r) for t, n, r in rows]
 
 
@@ -78,20 +77,16 @@ async def tenants_of_user(
     session: AsyncSession, user_id: uuid.UUID, page: PageRequest
 ) -> tuple[list[tuple[Tenant, TenantRole]], str | None]:
     """A page of the user's tenants with their role in each, oldest tenant first."""
-    statement = (
-        select(Tenant, Membership.role)
-        .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Membership.user_id == user_id)
+    mine = cross_tenant_rows(session, USER_TENANTS, user_id)
+    statement = select(Tenant, mine.c.role).join(mine, mine.c.tenant_id == Tenant.id)
+    rows, cursor = await fetch_page(
+        session,
+        statement,
+        Tenant.created_at,
+        Tenant.id,
+        page,
+        key=lambda row: (row[0].created_at, row[0].id),
     )
-    async with cross_tenant(session, "a user's own tenants"):
-        rows, cursor = await fetch_page(
-            session,
-            statement,
-            Tenant.created_at,
-            Tenant.id,
-            page,
-            key=lambda row: (row[0].created_at, row[0].id),
-        )
     return [(tenant, role) for tenant, role in rows], cursor
 
 

@@ -31,6 +31,7 @@ from backend.core.database import Database, create_engine
 from backend.identity.bootstrap import ensure_default_client
 from backend.main import create_app
 from backend.models import metadata
+from tests.cross_tenant import DATABASE_KEY
 from tests.harness.live import LiveServer, start_live_server
 from tests.harness.postgres import PostgresServer, PostgresUnavailable
 from tests.harness.smtp import Mailbox, SmtpServer
@@ -177,10 +178,29 @@ def database(app: FastAPI) -> Database:
 async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A session as the app connects (the app role on PostgreSQL), for arranging and asserting.
 
-    Commit what the app must see; tenant rows need `enter_tenant` or `cross_tenant` first.
+    Commit what the app must see; `persist` writes tenant rows in their tenant's context, and
+    `tests.cross_tenant` reads every tenant's rows for assertions.
     """
     async with app.state.database.session_factory() as session:
+        session.info[DATABASE_KEY] = app.state.database
         yield session
+
+
+@pytest.fixture
+async def harness_db(superuser_engine: AsyncEngine, app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A session below the app (the database superuser, no ORM filter), for arranging a state
+    that no path of the app makes: a token already expired, a client of no tenant."""
+    async with AsyncSession(superuser_engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+async def owner_db(app: FastAPI, settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session as the schema owner, for what the app role may not do (a superuser)."""
+    database = Database.as_owner(settings)
+    async with database.session_factory() as session:
+        yield session
+    await database.dispose()
 
 
 @pytest.fixture(scope="session")

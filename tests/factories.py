@@ -3,13 +3,16 @@
 Factories only build (the app's sessions are async, factory-boy's SQLAlchemy support is sync):
 
     user = await persist(db, UserFactory(email="ada@example.com"))
-    await enter_tenant(db, tenant.id)
     project = await persist(db, ProjectFactory(tenant_id=tenant.id))
+
+`persist` writes each tenant's rows in that tenant's context, as the app would: nothing in the
+app role lifts row-level security, so neither can the tests.
 """
 
 from __future__ import annotations
 
 import uuid
+from itertools import groupby
 from typing import TypeVar
 
 import factory
@@ -19,6 +22,7 @@ from backend.core.database import utcnow
 from backend.identity.models import User
 from backend.identity.passwords import TEST_ARGON2ID
 from backend.projects.models import Project, ProjectMember, Task
+from tenants.isolation import TenantScoped, current_tenant_id, enter_tenant, leave_tenant_sync
 from tenants.models import Membership, Tenant
 from tenants.roles import ProjectRole, TenantRole
 
@@ -99,8 +103,22 @@ class TaskFactory(factory.Factory):
     updated_at = factory.LazyFunction(utcnow)
 
 
+def _tenant_of(obj: object) -> uuid.UUID | None:
+    return obj.tenant_id if isinstance(obj, TenantScoped) else None
+
+
 async def persist(session: AsyncSession, *objects: ModelT) -> ModelT:
-    """Add, flush and commit; returns the first object (the usual one-object case)."""
-    session.add_all(objects)
-    await session.commit()
+    """Add and commit, in order, each run of one tenant's rows in that tenant's context (global
+    rows in the session's own); returns the first object (the usual one-object case)."""
+    context = current_tenant_id(session)
+    for tenant_id, run in groupby(objects, key=_tenant_of):
+        if tenant_id is not None and tenant_id != current_tenant_id(session):
+            await enter_tenant(session, tenant_id)
+        session.add_all(list(run))
+        await session.commit()
+    if current_tenant_id(session) != context:
+        if context is None:
+            await session.run_sync(leave_tenant_sync)
+        else:
+            await enter_tenant(session, context)
     return objects[0]

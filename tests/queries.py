@@ -15,15 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @contextmanager
-def counting_queries(engine: AsyncEngine) -> Iterator[list[str]]:
+def counting_queries(*engines: AsyncEngine) -> Iterator[list[str]]:
+    """The statements sent through any of `engines` while the block runs."""
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.lstrip().upper().startswith("SET LOCAL"):
             statements.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    for engine in engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)

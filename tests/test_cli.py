@@ -15,16 +15,24 @@ from backend.cli import app as cli
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["db"], ["db", "upgrade"], ["db", "downgrade"], ["db", "current"],
-            ["create-superuser"], ["bootstrap"], ["serve"], ["generate-secrets"]]  # fmt: skip
+            ["create-superuser"], ["set-superuser"], ["bootstrap"], ["serve"],
+            ["generate-secrets"]]  # fmt: skip
 
 
-def run_cli(*args: str, cwd: Path, input_text: str | None = None) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
-    environment.update(PYTHONPATH=str(PROJECT_ROOT), ENVIRONMENT="development")
+def run_cli(
+    *args: str,
+    cwd: Path,
+    input_text: str | None = None,
+    environment: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """`tenantdesk ARGS` in development on SQLite in `cwd`, unless `environment` says otherwise."""
+    variables = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+    variables.update(PYTHONPATH=str(PROJECT_ROOT), ENVIRONMENT="development")
+    variables.update(environment or {})
     return subprocess.run(
         [sys.executable, "-m", "backend.cli", *args],
         cwd=cwd,
-        env=environment,
+        env=variables,
         input=input_text,
         capture_output=True,
         text=True,

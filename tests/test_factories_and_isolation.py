@@ -7,7 +7,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.projects.models import Project
-from tenants.isolation import TenantContextMissing, TenantMismatch, cross_tenant, enter_tenant
+from tenants.isolation import TenantContextMissing, TenantMismatch, enter_tenant
 from tests.factories import ProjectFactory, TenantFactory, persist
 
 
@@ -15,12 +15,11 @@ from tests.factories import ProjectFactory, TenantFactory, persist
 async def two_tenants_with_projects(db: AsyncSession) -> tuple:
     first, second = TenantFactory(), TenantFactory()
     await persist(db, first, second)
-    async with cross_tenant(db, "test arrangement"):
-        await persist(
-            db,
-            ProjectFactory(tenant_id=first.id, name="first's"),
-            ProjectFactory(tenant_id=second.id, name="second's"),
-        )
+    await persist(
+        db,
+        ProjectFactory(tenant_id=first.id, name="first's"),
+        ProjectFactory(tenant_id=second.id, name="second's"),
+    )
     return first, second
 
 

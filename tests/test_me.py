@@ -6,7 +6,6 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenants.isolation import cross_tenant
 from tenants.roles import TenantRole
 from tests.auth import bearer
 from tests.factories import MembershipFactory, TenantFactory, UserFactory, persist
@@ -18,13 +17,12 @@ async def test_me_lists_the_callers_memberships_in_every_tenant(
     ada, bob = UserFactory(email="ada@example.com"), UserFactory()
     acme, globex = TenantFactory(name="Acme"), TenantFactory(name="Globex")
     await persist(db, ada, bob, acme, globex)
-    async with cross_tenant(db, "test arrangement"):
-        await persist(
-            db,
-            MembershipFactory(tenant_id=acme.id, user_id=ada.id, role=TenantRole.OWNER),
-            MembershipFactory(tenant_id=globex.id, user_id=ada.id, role=TenantRole.VIEWER),
-            MembershipFactory(tenant_id=globex.id, user_id=bob.id, role=TenantRole.ADMIN),
-        )
+    await persist(
+        db,
+        MembershipFactory(tenant_id=acme.id, user_id=ada.id, role=TenantRole.OWNER),
+        MembershipFactory(tenant_id=globex.id, user_id=ada.id, role=TenantRole.VIEWER),
+        MembershipFactory(tenant_id=globex.id, user_id=bob.id, role=TenantRole.ADMIN),
+    )
 
     response = await client.get("/api/v1/users/me", headers=bearer(app, ada))
 
@@ -52,8 +50,7 @@ async def test_patching_me_answers_with_memberships_too(
 ) -> None:
     ada, acme = UserFactory(full_name="Ada"), TenantFactory(name="Acme")
     await persist(db, ada, acme)
-    async with cross_tenant(db, "test arrangement"):
-        await persist(db, MembershipFactory(tenant_id=acme.id, user_id=ada.id))
+    await persist(db, MembershipFactory(tenant_id=acme.id, user_id=ada.id))
 
     response = await client.patch(
         "/api/v1/users/me", json={"full_name": "Ada Lovelace"}, headers=bearer(app, ada)

@@ -169,7 +169,7 @@ WRITES: dict[str, Write] = {
         administration.revoke_user_sessions(a.session, a.actor, a.user("tom"))
     ),
     "backend.identity.administration.update_user": lambda a: administration.update_user(
-        a.session, a.actor, a.user("tom"), full_name="Tom Thumb", is_superuser=False
+        a.session, a.actor, a.user("tom"), full_name="Tom Thumb"
     ),
 }
 

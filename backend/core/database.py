@@ -186,15 +186,18 @@ def run_at_transaction_start(connection: Connection, sql: str) -> None:
         driver.sql_at_begin = sql
 
 
-def create_engine(url: str, settings: Settings) -> AsyncEngine:
+OWNER_POOL_SIZE = 2  # the platform view of the panel: a few superusers at most
+
+
+def create_engine(url: str, settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
         return engine
     return create_async_engine(
         url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
+        pool_size=pool_size or settings.database_pool_size,
+        max_overflow=settings.database_max_overflow if pool_size is None else pool_size,
         pool_timeout=settings.database_pool_timeout_seconds,
         pool_pre_ping=settings.database_pool_pre_ping,
         connect_args={"connection_class": SettingsAtBeginConnection},
@@ -205,14 +208,36 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
 class Database:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    # PostgreSQL with a schema owner's URL of its own: read-only sessions as that owner, for the
+    # platform view of the admin panel (`tenants.isolation.platform_session`).
+    owner_engine: AsyncEngine | None = None
+    owner_reads: async_sessionmaker[AsyncSession] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings.database_url, settings)
+        owner_url = settings.migrations_database_url
+        if settings.is_sqlite or owner_url == settings.database_url:
+            return cls(engine, make_session_factory(engine))
+        owner = create_engine(owner_url, settings, pool_size=OWNER_POOL_SIZE)
+        reads = make_session_factory(owner.execution_options(postgresql_readonly=True))
+        return cls(engine, make_session_factory(engine), owner, reads)
+
+    @classmethod
+    def as_owner(cls, settings: Settings) -> Database:
+        """The schema owner's connection (MIGRATIONS_DATABASE_URL), for what the app role may
+        not do: bootstrap and `create-superuser`."""
+        engine = create_engine(settings.migrations_database_url, settings)
         return cls(engine, make_session_factory(engine))
+
+    @property
+    def platform_session_factory(self) -> async_sessionmaker[AsyncSession]:
+        return self.owner_reads or self.session_factory
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.owner_engine is not None:
+            await self.owner_engine.dispose()
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -41,13 +41,10 @@ async def revoke_user_sessions(session: AsyncSession, actor: Actor, user: User) 
     record_platform_audit(session, actor, "user.sessions_revoked", "user", user.id)
 
 
-async def update_user(
-    session: AsyncSession, actor: Actor, user: User, *, full_name: str, is_superuser: bool
-) -> None:
-    """Edit the name and the superuser flag; no admin takes away their own superuser role."""
-    if not is_superuser:
-        _refuse_self(actor, user, "take away your own superuser role")
-    changes = apply_changes(user, {"full_name": full_name, "is_superuser": is_superuser})
+async def update_user(session: AsyncSession, actor: Actor, user: User, *, full_name: str) -> None:
+    """Edit the name. The superuser flag is not the panel's to change: the app role may not
+    write it (column grants); `tenantdesk set-superuser` does, as the schema owner."""
+    changes = apply_changes(user, {"full_name": full_name})
     if changes:
         record_platform_audit(session, actor, "user.updated", "user", user.id, changes)
         await session.flush()

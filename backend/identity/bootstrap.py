@@ -7,9 +7,11 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor
 from backend.core.config import Settings
 from backend.core.errors import Conflict
-from backend.identity.accounts import create_user
+from backend.identity.accounts import create_user, normalise_email
+from backend.identity.audit import record_platform_audit
 from backend.identity.models import OAuthClient, User
 from backend.identity.passwords import Passwords
 
@@ -49,6 +51,22 @@ async def ensure_superuser(
         )
     except Conflict:
         return False
+    return True
+
+
+async def set_superuser(session: AsyncSession, email: str, superuser: bool) -> bool:
+    """Promote (or demote) an existing account; False when there is none. Audited.
+
+    Only the schema owner may: the app role cannot write `users.is_superuser` at all, so the
+    admin panel shows it read-only and this runs from the command line.
+    """
+    user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        return False
+    if user.is_superuser != superuser:
+        user.is_superuser = superuser
+        action = "user.superuser_granted" if superuser else "user.superuser_revoked"
+        record_platform_audit(session, Actor(), action, "user", user.id)  # the system: the CLI
     return True
 
 

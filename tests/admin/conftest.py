@@ -23,7 +23,6 @@ from backend.core.database import utcnow
 from backend.invitations.models import Invitation
 from backend.invitations.tokens import issue_token
 from backend.projects.models import Project
-from tenants.isolation import cross_tenant
 from tenants.roles import ProjectRole, TenantRole
 from tests.factories import DEFAULT_PASSWORD, UserFactory, persist
 from tests.tenancy.world import TenantWorld, build_tenant
@@ -87,24 +86,25 @@ class AdminWorld:
         return f"{row.tenant_id};{row.id}"
 
 
-async def add_invitation(db: AsyncSession, world: TenantWorld, email: str) -> Invitation:
+async def add_invitation(
+    db: AsyncSession, world: TenantWorld, email: str, role: TenantRole = TenantRole.MEMBER
+) -> Invitation:
     invitation = Invitation(
         id=uuid.uuid4(),
         tenant_id=world.id,
         email=email,
-        role=TenantRole.MEMBER,
+        role=role,
         token_hash=issue_token(world.id).hash,
         invited_by=next(iter(world.users.values())).id,
         expires_at=utcnow() + timedelta(days=7),
         created_at=utcnow(),
     )
-    async with cross_tenant(db, "test arrangement"):
-        await persist(db, invitation)
+    await persist(db, invitation)
     return invitation
 
 
 @pytest.fixture
-async def world(db: AsyncSession) -> AdminWorld:
+async def world(db: AsyncSession, owner_db: AsyncSession) -> AdminWorld:
     acme = await build_tenant(
         db,
         "acme",
@@ -117,7 +117,8 @@ async def world(db: AsyncSession) -> AdminWorld:
     )
     await globex.add_project(db, "Zeus", {"gina": ProjectRole.OWNER})
     await globex.add_task(db, "Zeus", assignee="gina")
-    root = await persist(db, UserFactory(email="root@example.com", is_superuser=True))
+    # Only the schema owner makes superusers (`tenantdesk create-superuser`).
+    root = await persist(owner_db, UserFactory(email="root@example.com", is_superuser=True))
     invitations = {
         "acme": await add_invitation(db, acme, "new.acme@example.com"),
         "globex": await add_invitation(db, globex, "new.globex@example.com"),

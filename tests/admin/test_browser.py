@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.setup import MODEL_VIEWS
 from backend.identity.bootstrap import ensure_superuser
 from backend.projects.models import Project, Task
-from tenants.isolation import cross_tenant
 from tenants.models import Tenant, TenantStatus
 from tests.admin.conftest import AdminWorld
 from tests.conftest import screenshot_path
+from tests.cross_tenant import cross_tenant
 from tests.factories import DEFAULT_PASSWORD
 from tests.harness.live import LiveServer
 from tests.harness.postgres import free_port
@@ -47,11 +47,12 @@ async def fresh(db: AsyncSession, model: type, *criteria: object) -> object:
 
 
 async def test_the_bootstrap_superuser_opens_every_view_and_suspends_a_tenant(
-    world: AdminWorld, db: AsyncSession, live_server: LiveServer, page: Page
+    world: AdminWorld, db: AsyncSession, owner_db: AsyncSession, live_server: LiveServer, page: Page
 ) -> None:
     passwords = live_server.app.state.passwords
-    assert await ensure_superuser(db, passwords, BOOTSTRAP_EMAIL, BOOTSTRAP_PASSWORD)
-    await db.commit()
+    # Bootstrap runs as the schema owner: the app role cannot make a superuser.
+    assert await ensure_superuser(owner_db, passwords, BOOTSTRAP_EMAIL, BOOTSTRAP_PASSWORD)
+    await owner_db.commit()
     await sign_in(page, live_server, BOOTSTRAP_EMAIL, BOOTSTRAP_PASSWORD)
     await expect(page.locator("#admin-scope-name")).to_have_text("Platform view: every tenant")
 

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.auth import SESSION_COOKIE
 from backend.projects.models import Project
-from tenants.isolation import cross_tenant
 from tenants.models import Tenant, TenantStatus
 from tests.admin.conftest import ORIGIN, AdminBrowser, AdminWorld
+from tests.cross_tenant import cross_tenant
 from tests.factories import DEFAULT_PASSWORD
 
 EVIL = "http://127.0.0.1:9"

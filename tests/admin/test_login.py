@@ -71,9 +71,10 @@ async def test_members_and_viewers_are_refused_with_the_reason(
 
 
 async def test_a_deactivated_user_is_refused(
-    browser_client: AdminBrowser, world: AdminWorld, db: AsyncSession
+    browser_client: AdminBrowser, world: AdminWorld, owner_db: AsyncSession
 ) -> None:
-    await persist(db, UserFactory(email="gone@example.com", is_superuser=True, is_active=False))
+    gone = UserFactory(email="gone@example.com", is_superuser=True, is_active=False)
+    await persist(owner_db, gone)
     response = await browser_client.login("gone@example.com")
     assert response.status_code == 403
     assert "This account is deactivated." in response.text

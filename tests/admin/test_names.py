@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.core.audit import Actor
+from backend.invitations.models import Invitation
 from tenants.audit import record_audit
 from tenants.isolation import enter_tenant
 from tenants.roles import ProjectRole, TenantRole
@@ -35,7 +38,9 @@ async def record_event(db: AsyncSession, tenant_id: Any, actor_id: Any, marker: 
 
 
 @pytest.fixture
-async def named_world(world: AdminWorld, db: AsyncSession) -> AdminWorld:
+async def named_world(
+    world: AdminWorld, db: AsyncSession, superuser_engine: AsyncEngine
+) -> AdminWorld:
     """The admin world, plus audit events by a member, by gina of globex, and by the superuser,
     all in acme; and an invitation to Apollo."""
     acme = world.acme
@@ -43,12 +48,16 @@ async def named_world(world: AdminWorld, db: AsyncSession) -> AdminWorld:
     await record_event(db, acme.id, world.globex.users["gina"].id, "by-gina")
     await record_event(db, acme.id, world.root.id, "by-root")
     await record_event(db, world.globex.id, world.globex.users["gina"].id, "globex-event")
-    await enter_tenant(db, acme.id)
+    # No path of the app moves an invitation to a project: the harness does, below the app.
     invitation = world.invitations["acme"]
-    invitation = await db.merge(invitation)
-    invitation.project_id = acme.projects["Apollo"].id
-    invitation.project_role = ProjectRole.VIEWER
-    await db.commit()
+    moved = {"project_id": acme.projects["Apollo"].id, "project_role": ProjectRole.VIEWER}
+    invitations = Invitation.__table__
+    async with superuser_engine.begin() as connection:
+        await connection.execute(
+            update(invitations).where(invitations.c.id == invitation.id).values(**moved)
+        )
+    for key, value in moved.items():
+        set_committed_value(invitation, key, value)
     return world
 
 
@@ -67,7 +76,9 @@ async def grow(db: AsyncSession, world: AdminWorld, count: int) -> None:
 
 
 async def list_queries(app: FastAPI, admin: AdminBrowser, view: str) -> int:
-    with counting_queries(app.state.database.engine) as statements:
+    database = app.state.database
+    engines = [e for e in (database.engine, database.owner_engine) if e is not None]
+    with counting_queries(*engines) as statements:  # the platform view reads as the owner
         page = await admin.get(f"/admin/{view}/list", params={"pageSize": PAGE_SIZE})
     assert page.status_code == 200, view
     return len(statements)

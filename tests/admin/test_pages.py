@@ -20,9 +20,10 @@ from backend.core.secrets import hash_token
 from backend.identity.models import ClientRole, PlatformAuditEvent, RefreshToken, User
 from backend.main import create_app
 from tenants.audit import record_audit
-from tenants.isolation import cross_tenant, enter_tenant
+from tenants.isolation import enter_tenant
 from tests.admin.conftest import AdminBrowser, AdminWorld
 from tests.admin.test_tenant_scoping import TENANT_VIEWS
+from tests.cross_tenant import cross_tenant
 from tests.factories import persist
 
 VIEWS = {view.identity: view for view in MODEL_VIEWS}

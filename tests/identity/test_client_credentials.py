@@ -113,16 +113,16 @@ async def test_a_client_without_the_grant_is_unauthorized_client(
 
 
 async def test_a_confidential_client_of_no_tenant_cannot_use_client_credentials(
-    client: httpx.AsyncClient, db: AsyncSession
+    client: httpx.AsyncClient, db: AsyncSession, harness_db: AsyncSession
 ) -> None:
     """Without a tenant and a role, the token would act for nobody: refused."""
     row, secret = await create_service_client(db)
-    await db.execute(
+    await harness_db.execute(
         update(OAuthClient)
         .where(OAuthClient.client_id == row.client_id)
         .values(owner_tenant_id=None, role=None)
     )
-    await db.commit()
+    await harness_db.commit()
 
     response = await client.post(
         TOKEN_URL, data=CLIENT_CREDENTIALS, headers=basic(row.client_id, secret)

@@ -110,11 +110,12 @@ async def test_a_reset_link_works_once_and_retires_the_others(
 
 
 async def test_an_expired_reset_link_is_refused(
-    client: httpx.AsyncClient, db: AsyncSession, mailbox: Mailbox, user: User
+    client: httpx.AsyncClient, harness_db: AsyncSession, mailbox: Mailbox, user: User
 ) -> None:
     token = await _reset_token(client, mailbox, user.email)
-    await db.execute(update(OneTimeToken).values(expires_at=utcnow() - timedelta(seconds=1)))
-    await db.commit()
+    expired = utcnow() - timedelta(seconds=1)
+    await harness_db.execute(update(OneTimeToken).values(expires_at=expired))
+    await harness_db.commit()
 
     response = await client.post(CONFIRM, json={"token": token, "new_password": NEW_PASSWORD})
 

@@ -115,11 +115,12 @@ async def test_two_concurrent_refreshes_with_one_token_give_exactly_one_success(
 
 
 async def test_an_expired_family_cannot_be_refreshed(
-    client: httpx.AsyncClient, db: AsyncSession, user: User
+    client: httpx.AsyncClient, harness_db: AsyncSession, user: User
 ) -> None:
     tokens = await tokens_for(client, user)
-    await db.execute(update(RefreshToken).values(expires_at=utcnow() - timedelta(seconds=1)))
-    await db.commit()
+    expired = utcnow() - timedelta(seconds=1)
+    await harness_db.execute(update(RefreshToken).values(expires_at=expired))
+    await harness_db.commit()
 
     response = await refresh(client, tokens["refresh_token"])
 

@@ -81,13 +81,14 @@ async def test_unknown_verification_tokens_are_refused(
 
 
 async def test_an_expired_verification_token_is_refused(
-    client: httpx.AsyncClient, db: AsyncSession, mailbox: Mailbox
+    client: httpx.AsyncClient, harness_db: AsyncSession, mailbox: Mailbox
 ) -> None:
     await client.post(SIGN_UP, json={"email": "grace@example.com", "password": STRONG})
     [mail] = await mailbox.wait_for("grace@example.com")
     token = _link_token(Mailbox.text_of(mail), "/verify-email")
-    await db.execute(update(OneTimeToken).values(expires_at=utcnow() - timedelta(seconds=1)))
-    await db.commit()
+    expired = utcnow() - timedelta(seconds=1)
+    await harness_db.execute(update(OneTimeToken).values(expires_at=expired))
+    await harness_db.commit()
 
     response = await client.post("/api/v1/users/verify-email", json={"token": token})
 

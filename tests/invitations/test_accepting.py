@@ -16,10 +16,10 @@ from backend.identity.models import User
 from backend.invitations import acceptance
 from backend.invitations.models import InvitationStatus
 from backend.projects.models import ProjectMember
-from tenants.isolation import cross_tenant
 from tenants.models import AuditEvent, Membership, TenantStatus
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import bearer
+from tests.cross_tenant import cross_tenant
 from tests.factories import UserFactory, persist
 from tests.harness.smtp import Mailbox
 from tests.invitations.helpers import (

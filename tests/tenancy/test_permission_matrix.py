@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.secrets import hash_token
 from backend.identity.models import ClientRole, OAuthClient
-from tenants.isolation import cross_tenant
 from tenants.roles import (
     CLIENT_PROJECT_ROLE,
     PROJECT_PERMISSIONS,
@@ -187,10 +186,9 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
                 )
             )
     task = TaskFactory(tenant_id=tenant.id, project_id=project.id, assignee_id=target.id)
-    async with cross_tenant(db, "test arrangement"):
-        # Parents first: rows of unrelated mappers are not ordered by their foreign keys.
-        await persist(db, *memberships, project)
-        await persist(db, *project_members, task)
+    # Parents first: rows of unrelated mappers are not ordered by their foreign keys.
+    await persist(db, *memberships, project)
+    await persist(db, *project_members, task)
 
     headers = {name: bearer(app, user) for name, user in people.items()}
     headers |= {name: client_bearer(app, client) for name, client in clients.items()}

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.secrets import hash_token
 from backend.identity.models import ClientRole, OAuthClient, User
 from backend.projects.models import Project, Task
-from tenants.isolation import cross_tenant
 from tenants.models import Tenant
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import bearer, client_bearer
@@ -57,8 +56,7 @@ class TenantWorld:
         if user is None:
             user = UserFactory(email=f"{name}.{self.tenant.slug}@example.com", full_name=name)
             await persist(db, user)
-        async with cross_tenant(db, "test arrangement"):
-            await persist(db, MembershipFactory(tenant_id=self.id, user_id=user.id, role=role))
+        await persist(db, MembershipFactory(tenant_id=self.id, user_id=user.id, role=role))
         self.users[name] = user
         return user
 
@@ -89,8 +87,7 @@ class TenantWorld:
             )
             for who, role in (members or {}).items()
         ]
-        async with cross_tenant(db, "test arrangement"):
-            await persist(db, *rows)
+        await persist(db, *rows)
         self.projects[name] = project
         return project
 
@@ -104,8 +101,7 @@ class TenantWorld:
             title=f"{self.tenant.slug} task",
             **values,
         )
-        async with cross_tenant(db, "test arrangement"):
-            await persist(db, task)
+        await persist(db, task)
         self.tasks.append(task)
         return task
 
