@@ -1,0 +1,79 @@
+"""schemathesis over the live server's /openapi.json: every check, every phase, no failure.
+
+Statuses answered by design and checks that a documented design contradicts are declared, each
+with its reason, in `schemathesis.toml` at the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import httpx
+from fastapi import FastAPI
+
+from tests.conftest import PROJECT_ROOT, TEST_DATABASE
+from tests.harness.live import LiveServer
+
+CONFIG = PROJECT_ROOT / "schemathesis.toml"
+REPORTS = PROJECT_ROOT / "test-artifacts" / f"schemathesis-{TEST_DATABASE}"
+PASSWORD = "schemathesis passphrase 1"
+# Examples per operation and phase; a setting, so that a longer hunt is one variable away.
+MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30")
+SEED = os.environ.get("SCHEMATHESIS_SEED", "20261201")
+RUN_SECONDS_LIMIT = 290
+
+
+async def _signed_up_token(http: httpx.AsyncClient, email: str) -> str:
+    signed_up = await http.post("/api/v1/users", json={"email": email, "password": PASSWORD})
+    assert signed_up.status_code == 201, signed_up.text
+    token = await http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "client_id": "web",
+            "username": email,
+            "password": PASSWORD,
+        },
+    )
+    assert token.status_code == 200, token.text
+    return str(token.json()["access_token"])
+
+
+async def test_the_api_conforms_to_its_openapi(app: FastAPI, live_server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url) as http:
+        token = await _signed_up_token(http, "contract@example.com")
+        own_session_token = await _signed_up_token(http, "session-ender@example.com")
+    environment = {
+        **os.environ,
+        "TENANTDESK_TOKEN": token,
+        "TENANTDESK_OWN_SESSION_TOKEN": own_session_token,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{live_server.url}/openapi.json",
+        "--checks=all",
+        "--phases=examples,coverage,fuzzing,stateful",
+        f"--max-examples={MAX_EXAMPLES}",
+        f"--seed={SEED}",
+        "--report=junit",
+        f"--report-dir={REPORTS}",
+        "--no-color",
+    ]
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), RUN_SECONDS_LIMIT)
+    report = output.decode()
+    (REPORTS / "output.txt").write_text(report)  # the phases' timings, kept for CI
+    assert process.returncode == 0, report
