@@ -27,28 +27,35 @@ class _Body(BaseModel):
 
 
 def _project_fields_schema(schema: dict[str, Any]) -> None:
-    """The validator's rules in JSON Schema: no project, or both project fields; a tenant
-    viewer's project role is viewer."""
+    """The validator's rules in JSON Schema: a project field given (not null) needs the other,
+    and a tenant viewer's project role is viewer. As `if`/`then`, which generated clients leave
+    aside, so that the body stays one model for them."""
     with_project = {"project_id": {"type": "string"}, "project_role": {"type": "string"}}
     both = ["project_id", "project_role"]
-    schema["anyOf"] = [
-        {"properties": {"project_id": {"type": "null"}, "project_role": {"type": "null"}}},
-        {
-            "required": both,
-            "properties": {
-                **with_project,
-                "role": {"enum": [role.value for role in TenantRole if role != "viewer"]},
+    schema["if"] = {
+        "anyOf": [
+            {"required": [field], "properties": {field: {"type": "string"}}} for field in both
+        ]
+    }
+    schema["then"] = {
+        "anyOf": [
+            {
+                "required": both,
+                "properties": {
+                    **with_project,
+                    "role": {"enum": [role.value for role in TenantRole if role != "viewer"]},
+                },
             },
-        },
-        {
-            "required": both,
-            "properties": {
-                **with_project,
-                "role": {"const": TenantRole.VIEWER.value},
-                "project_role": {"const": ProjectRole.VIEWER.value},
+            {
+                "required": both,
+                "properties": {
+                    **with_project,
+                    "role": {"const": TenantRole.VIEWER.value},
+                    "project_role": {"const": ProjectRole.VIEWER.value},
+                },
             },
-        },
-    ]
+        ]
+    }
 
 
 class TenantInvitationCreate(_Body):
