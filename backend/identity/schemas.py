@@ -12,7 +12,14 @@ from backend.identity.password_policy import MAX_LENGTH, MIN_LENGTH, check_passw
 
 # The lengths are in the schema; the common-password list is checked by the validator alone.
 NewPassword = Annotated[
-    str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH), AfterValidator(check_password)
+    str,
+    Field(
+        min_length=MIN_LENGTH,
+        max_length=MAX_LENGTH,
+        description="Not one of the most common passwords, and not a repetition of a few "
+        "characters (422 otherwise).",
+    ),
+    AfterValidator(check_password),
 ]
 # A password being checked, not set: any length up to the cap is worth one verification.
 GivenPassword = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]

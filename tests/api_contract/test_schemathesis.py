@@ -20,7 +20,7 @@ CONFIG = PROJECT_ROOT / "schemathesis.toml"
 REPORTS = PROJECT_ROOT / "test-artifacts" / f"schemathesis-{TEST_DATABASE}"
 PASSWORD = "schemathesis passphrase 1"
 # Examples per operation and phase; a setting, so that a longer hunt is one variable away.
-MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30")
+MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "20")
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20261201")
 RUN_SECONDS_LIMIT = 290
 
