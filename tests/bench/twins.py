@@ -65,6 +65,13 @@ MEMBERSHIPS = (
     "JOIN tenants ON tenants.id = memberships.tenant_id WHERE memberships.user_id = $1 "
     "ORDER BY tenants.name, tenants.id"
 )
+# The app role reads a user's memberships across tenants through the schema's SECURITY DEFINER
+# function where there is one, and with the older bypass setting otherwise.
+USER_TENANTS_FUNCTION = "SELECT to_regprocedure('user_tenants(uuid)') IS NOT NULL"
+MEMBERSHIPS_BY_FUNCTION = (
+    "SELECT mine.tenant_id, tenants.name AS tenant_name, mine.role FROM user_tenants($1) AS mine "
+    "JOIN tenants ON tenants.id = mine.tenant_id ORDER BY tenants.name, tenants.id"
+)
 
 # The floor's access decision in one query: no row means a dead token or a stranger.
 _PRINCIPAL_IS_LIVE = (
@@ -327,21 +334,34 @@ def floor_app(dsn: str, jwks: dict[str, Any], issuer: str) -> FastAPI:
 
         return await in_project(request, tenant_id, project_id, True, data)
 
+    cross_tenant_reads: list[tuple[str, str]] = []  # (memberships SQL, BEGIN's setting)
+
+    async def cross_tenant_read() -> tuple[str, str]:
+        if not cross_tenant_reads:
+            by_function = await app.state.pool.fetchval(USER_TENANTS_FUNCTION)
+            cross_tenant_reads.append(
+                (MEMBERSHIPS_BY_FUNCTION, "SET LOCAL app.tenant_id = ''")
+                if by_function
+                else (MEMBERSHIPS, "SET LOCAL app.bypass_rls = 'on'")
+            )
+        return cross_tenant_reads[0]
+
     @app.get("/api/v1/users/me")
     async def me(request: Request) -> Response:
         claims = verifier.claims(request)
         if claims is None:
             return _problem(401)
+        memberships_sql, across_tenants = await cross_tenant_read()
 
         async def work(connection: asyncpg.Connection) -> Response:
             user = await connection.fetchrow(USER_ACCESS, *_principal_arguments(claims))
             if user is None:
                 return _problem(401)
-            memberships = await connection.fetch(MEMBERSHIPS, user["id"])
+            memberships = await connection.fetch(memberships_sql, user["id"])
             return _json({**dict(user), "memberships": [dict(m) for m in memberships]})
 
         # A user's own memberships span tenants: the one read made across them.
-        return await in_transaction("SET LOCAL app.bypass_rls = 'on'", work)
+        return await in_transaction(across_tenants, work)
 
     return app
 
