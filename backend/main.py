@@ -26,6 +26,7 @@ from backend.identity.passwords import Passwords
 from backend.identity.router import router as identity_router
 from backend.invitations import pages as invitation_pages
 from backend.invitations import router as invitations
+from backend.openapi import install_openapi, operation_id
 from backend.projects.router import router as projects_router
 from tenants.router import account_router, tenants_router
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.key_ring = KeyRing(settings)
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
+    install_openapi(app)
     install_docs(app, client_id=settings.default_client_id)
     app.include_router(health.router)
     app.add_api_route("/metrics", metrics.response, include_in_schema=False)

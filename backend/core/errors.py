@@ -9,8 +9,12 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
+from starlette.types import Scope
 
 from backend.core.logging import current_request_id
 
@@ -20,6 +24,27 @@ PROBLEM_JSON = "application/problem+json"
 CHANGED_MEANWHILE = (
     "Someone changed the resource while this request ran: read it again, then retry."
 )
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="Where: `body`, `query` or `path`, then the field.")
+    msg: str
+    type: str | None = None
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error answer outside /oauth (RFC 9457, `application/problem+json`)."""
+
+    model_config = ConfigDict(title="Problem")
+
+    type: str = "about:blank"
+    title: str = Field(description="The status's reason phrase.")
+    status: int
+    detail: str | None = Field(default=None, description="What happened, for a person.")
+    request_id: str | None = Field(default=None, description="Also in the log and X-Request-ID.")
+    errors: list[ValidationIssue] | None = Field(
+        default=None, description="The fields that were refused (422, and a wrong password)."
+    )
 
 
 class Problem(Exception):
@@ -116,10 +141,43 @@ async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_http_exception(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem_response(exc.status_code, detail, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path.
+
+    Starlette answers 405 from the first route whose path matched, and FastAPI makes one route
+    per method, so its `Allow` would name that route's methods only (GET for a GET + PATCH path).
+    """
+    state = request.app.state
+    if getattr(state, "methods_by_path", None) is None:
+        state.methods_by_path = _MethodsByPath(request.app.routes)
+    return state.methods_by_path.allowed(request.scope)
+
+
+class _MethodsByPath:
+    """Path patterns and methods of every route, included routers' too; built once per app."""
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = [
+            (context.path_regex, frozenset(context.methods))
+            for context in iter_route_contexts(routes)
+            if context.methods and getattr(context, "path_regex", None) is not None
+        ]
+
+    def allowed(self, scope: Scope) -> list[str]:
+        path, root_path = scope["path"], scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        methods = set().union(*(m for pattern, m in self.routes if pattern.match(path)))
+        return sorted(methods)
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -46,8 +46,9 @@ class Metrics:
 
 
 def route_template(scope: Scope) -> str:
+    """The route's path as documented: `{token}`, without a convertor's `:name`."""
     route = scope.get("route")
-    return getattr(route, "path", None) or UNMATCHED_ROUTE
+    return getattr(route, "path_format", None) or UNMATCHED_ROUTE
 
 
 def loggable_path(scope: Scope, route: str) -> str:

@@ -21,6 +21,7 @@ from backend.core.errors import BadRequest
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"  # unpadded URL-safe base64
 
 
 ItemT = TypeVar("ItemT")
@@ -68,7 +69,14 @@ def _typed_id(row_id: InstrumentedAttribute[Any], text: str) -> Any:
 
 async def _page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page; a cursor not issued here is 400.",
+        ),
+    ] = None,
 ) -> PageRequest:
     return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
 

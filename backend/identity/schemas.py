@@ -8,9 +8,19 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-from backend.identity.password_policy import MAX_LENGTH, check_password
+from backend.identity.password_policy import MAX_LENGTH, MIN_LENGTH, check_password
 
-NewPassword = Annotated[str, AfterValidator(check_password)]
+# The lengths are in the schema; the common-password list is checked by the validator alone.
+NewPassword = Annotated[
+    str,
+    Field(
+        min_length=MIN_LENGTH,
+        max_length=MAX_LENGTH,
+        description="Not one of the most common passwords, and not a repetition of a few "
+        "characters (422 otherwise).",
+    ),
+    AfterValidator(check_password),
+]
 # A password being checked, not set: any length up to the cap is worth one verification.
 GivenPassword = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
 # No control characters: they have no place in a name, and PostgreSQL refuses NUL outright.

@@ -6,8 +6,10 @@ No answer carries a token: only the invitation mail does.
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Response, status
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from backend.core.database import DbSession
 from backend.core.dependencies import AppMailer, AppSettings
@@ -27,11 +29,23 @@ from backend.invitations.schemas import (
     TenantInvitationCreate,
     TenantRef,
 )
+from backend.invitations.tokens import TOKEN_PATTERN
 from backend.projects.dependencies import ProjectAccess
 from tenants.dependencies import TenantAccess
 
 tenant_router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["invitations"])
 public_router = APIRouter(prefix="/api/v1/invitations", tags=["invitations"])
+
+
+class _TokenConvertor(StringConvertor):
+    """Only a well-formed token routes to the preview, so that `GET /accept` is a 405 of the
+    POST route beside it, not the preview of a token named "accept"."""
+
+    regex = TOKEN_PATTERN
+
+
+register_url_convertor("invitation_token", _TokenConvertor())
+InvitationTokenInPath = Annotated[str, Path(pattern=f"^{TOKEN_PATTERN}$")]
 
 
 @tenant_router.post("/invitations", status_code=status.HTTP_201_CREATED)
@@ -114,8 +128,8 @@ async def revoke_invitation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@public_router.get("/{token}")
-async def preview_invitation(token: str, session: DbSession) -> InvitationPreview:
+@public_router.get("/{token:invitation_token}")
+async def preview_invitation(token: InvitationTokenInPath, session: DbSession) -> InvitationPreview:
     """What the token's holder is invited to. 404 unknown, 410 accepted, revoked or expired."""
     details = await acceptance.open_invitation(session, token)
     invitation = details.invitation

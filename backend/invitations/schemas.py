@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
+from backend.core.text import NAME_PATTERN, strip_surrounding_space
 from backend.identity.schemas import NewPassword
 from backend.invitations.models import InvitationStatus
 from backend.invitations.tokens import MAX_TOKEN_LENGTH
@@ -15,7 +16,9 @@ from tenants.roles import ProjectRole, TenantRole
 
 InvitationToken = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_LENGTH)]
 AccepterName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str,
+    Field(min_length=1, max_length=200, pattern=NAME_PATTERN),
+    AfterValidator(strip_surrounding_space),
 ]
 
 
@@ -23,8 +26,42 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _project_fields_schema(schema: dict[str, Any]) -> None:
+    """The validator's rules in JSON Schema: a project field given (not null) needs the other,
+    and a tenant viewer's project role is viewer. As `if`/`then`, which generated clients leave
+    aside, so that the body stays one model for them."""
+    with_project = {"project_id": {"type": "string"}, "project_role": {"type": "string"}}
+    both = ["project_id", "project_role"]
+    schema["if"] = {
+        "anyOf": [
+            {"required": [field], "properties": {field: {"type": "string"}}} for field in both
+        ]
+    }
+    schema["then"] = {
+        "anyOf": [
+            {
+                "required": both,
+                "properties": {
+                    **with_project,
+                    "role": {"enum": [role.value for role in TenantRole if role != "viewer"]},
+                },
+            },
+            {
+                "required": both,
+                "properties": {
+                    **with_project,
+                    "role": {"const": TenantRole.VIEWER.value},
+                    "project_role": {"const": ProjectRole.VIEWER.value},
+                },
+            },
+        ]
+    }
+
+
 class TenantInvitationCreate(_Body):
     """An invitation into the tenant, optionally straight into one of its projects."""
+
+    model_config = ConfigDict(json_schema_extra=_project_fields_schema)
 
     email: EmailStr
     role: TenantRole

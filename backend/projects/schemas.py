@@ -6,14 +6,23 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from backend.core.text import NAME_PATTERN, TEXT_PATTERN, strip_surrounding_space
 from backend.projects.models import TaskStatus
 from tenants.roles import ProjectRole
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Description = Annotated[str, StringConstraints(max_length=20_000)]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=200, pattern=NAME_PATTERN),
+    AfterValidator(strip_surrounding_space),
+]
+Title = Annotated[
+    str,
+    Field(min_length=1, max_length=300, pattern=NAME_PATTERN),
+    AfterValidator(strip_surrounding_space),
+]
+Description = Annotated[str, Field(max_length=20_000, pattern=TEXT_PATTERN)]
 
 
 class ProjectCreate(BaseModel):

@@ -13,7 +13,7 @@ from tests.harness.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
-ME_OPERATION = "#operations-users-read_me_api_v1_users_me_get"
+ME_OPERATION = "#operations-users-me-read"
 
 
 async def _authorize(page: Page, email: str, password: str) -> None:

@@ -16,6 +16,7 @@ from backend.core.dependencies import AppSettings, client_address
 from backend.identity import refresh_tokens
 from backend.identity.dependencies import AppKeyRing
 from backend.identity.oauth2.grants import SECRET_AUTH_METHODS
+from backend.identity.oauth2.schemas import IntrospectionResponse, TokenResponse, oauth_errors
 from backend.identity.oauth2.server import FormRequest, IdentityServer, OAuthContext
 from backend.identity.service import count_sign_in_attempt
 
@@ -28,10 +29,28 @@ CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 Action = Callable[[IdentityServer, FormRequest], JSONResponse]
 
 
-def _form_body(fields: dict[str, str], required: list[str]) -> dict[str, Any]:
-    """OpenAPI for a form the handler reads itself (so that errors stay RFC 6749)."""
-    properties = {name: {"type": "string", "description": text} for name, text in fields.items()}
-    schema = {"type": "object", "properties": properties, "required": required}
+# What _read_form refuses: NUL anywhere, and a parameter given twice (so extras are strings).
+_FORM_TEXT = {"type": "string", "pattern": r"^[^\x00]*$"}
+TOKEN_TYPE_HINTS = ["access_token", "refresh_token"]
+
+
+def _form_body(fields: dict[str, str | list[str]], required: list[str]) -> dict[str, Any]:
+    """OpenAPI for a form the handler reads itself (so that errors stay RFC 6749). A field is
+    described by a text, or limited to a list of values. Unknown parameters are ignored, as
+    RFC 6749 (3.1) requires."""
+    properties = {
+        name: {**_FORM_TEXT, "description": spec}
+        if isinstance(spec, str)
+        else {"type": "string", "enum": spec}
+        for name, spec in fields.items()
+    }
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": _FORM_TEXT,
+        "propertyNames": {"pattern": _FORM_TEXT["pattern"]},
+    }
     return {
         "requestBody": {
             "required": True,
@@ -117,7 +136,7 @@ async def _throttled(request: Request, username: str) -> JSONResponse | None:
     summary="Token endpoint (RFC 6749): password, refresh_token and client_credentials grants",
     openapi_extra=_form_body(
         {
-            "grant_type": "password, refresh_token or client_credentials",
+            "grant_type": GRANT_TYPES,
             "username": "password grant: the account's email",
             "password": "password grant",
             "refresh_token": "refresh_token grant",
@@ -126,6 +145,7 @@ async def _throttled(request: Request, username: str) -> JSONResponse | None:
         },
         ["grant_type"],
     ),
+    responses={200: {"model": TokenResponse}, **oauth_errors(400, 401, 429)},
 )
 async def token(request: Request) -> Response:
     form = await _read_form(request)
@@ -145,8 +165,10 @@ async def token(request: Request) -> Response:
     "/oauth/revoke",
     summary="Revoke an access or refresh token (RFC 7009); unknown tokens are not an error",
     openapi_extra=_form_body(
-        {"token": "the token", "token_type_hint": "access_token or refresh_token"}, ["token"]
+        {"token": "the token", "token_type_hint": TOKEN_TYPE_HINTS}, ["token"]
     ),
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}}
+    | oauth_errors(400, 401),
 )
 async def revoke(request: Request) -> Response:
     return await _endpoint_response(request, "revocation")
@@ -156,8 +178,9 @@ async def revoke(request: Request) -> Response:
     "/oauth/introspect",
     summary="Introspect a token (RFC 7662), for confidential clients",
     openapi_extra=_form_body(
-        {"token": "the token", "token_type_hint": "access_token or refresh_token"}, ["token"]
+        {"token": "the token", "token_type_hint": TOKEN_TYPE_HINTS}, ["token"]
     ),
+    responses={200: {"model": IntrospectionResponse}, **oauth_errors(400, 401)},
 )
 async def introspect(request: Request) -> Response:
     return await _endpoint_response(request, "introspection")

@@ -1,0 +1,183 @@
+"""The OpenAPI document: short operation ids, and every error answer documented as problem+json.
+
+The ids name the functions of generated clients (`projects_create`), so they are part of the
+API's contract and live in one table rather than follow the Python names. The error answers are
+mostly derived from each operation's shape: a bearer token means 401 and 403, a path parameter
+404, any input 422, a page cursor 400, the database 503. What only the service knows (a taken
+slug is 409) is listed with the id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from backend.core.errors import PROBLEM_JSON, ProblemDetails
+
+PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}
+ERROR_DESCRIPTIONS = {
+    400: "The request cannot be served as it is (see `detail`).",
+    401: "The bearer token is missing, not valid, or no longer valid.",
+    403: "The caller may not do this (role, suspended tenant, or a service client).",
+    404: "Not found, or not visible to the caller.",
+    409: "The request conflicts with the current state (see `detail`).",
+    410: "The link was used, withdrawn, replaced or has expired.",
+    413: "The request body is too large.",
+    422: "The input is not valid; `errors` names the fields.",
+    429: "Too many requests; retry after `Retry-After` seconds.",
+    503: "A dependency (the database) is unavailable; retry after `Retry-After` seconds.",
+}
+HEADERS = {429: RETRY_AFTER, 503: RETRY_AFTER}
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    # Statuses the service answers by design beyond those derived from the operation's shape.
+    errors: tuple[int, ...] = ()
+    database: bool = True
+    # The /oauth endpoints answer RFC 6749 bodies, which their routes document themselves.
+    rfc6749: bool = False
+
+
+# By route name: the handler's function name.
+OPERATIONS: dict[str, Operation] = {
+    "sign_up": Operation("users-sign-up", errors=(403, 409, 429)),
+    "verify_email": Operation("users-verify-email", errors=(400,)),
+    "request_password_reset": Operation("users-request-password-reset", errors=(429,)),
+    "confirm_password_reset": Operation("users-confirm-password-reset", errors=(400,)),
+    "read_me": Operation("me-read"),
+    "update_me": Operation("me-update"),
+    "change_password": Operation("me-change-password", errors=(400, 429)),
+    "log_out_everywhere": Operation("me-log-out-everywhere"),
+    "token": Operation("oauth-token", rfc6749=True),
+    "revoke": Operation("oauth-revoke", rfc6749=True),
+    "introspect": Operation("oauth-introspect", rfc6749=True),
+    "metadata": Operation("oauth-metadata", database=False),
+    "jwks": Operation("oauth-jwks", database=False),
+    "create_tenant": Operation("tenants-create", errors=(409,)),
+    "list_my_tenants": Operation("tenants-list"),
+    "read_tenant": Operation("tenants-read"),
+    "update_tenant": Operation("tenants-update", errors=(409,)),
+    "delete_tenant": Operation("tenants-delete"),
+    "list_members": Operation("members-list"),
+    "change_member_role": Operation("members-change-role", errors=(409,)),
+    "remove_member": Operation("members-remove", errors=(409,)),
+    "list_audit_events": Operation("audit-events-list"),
+    "create_service_client": Operation("service-clients-create"),
+    "list_service_clients": Operation("service-clients-list"),
+    "revoke_service_client": Operation("service-clients-revoke"),
+    "create_project": Operation("projects-create"),
+    "list_projects": Operation("projects-list"),
+    "read_project": Operation("projects-read"),
+    "update_project": Operation("projects-update"),
+    "delete_project": Operation("projects-delete"),
+    "list_project_members": Operation("project-members-list"),
+    "put_project_member": Operation("project-members-put"),
+    "remove_project_member": Operation("project-members-remove"),
+    "create_task": Operation("tasks-create"),
+    "list_tasks": Operation("tasks-list"),
+    "read_task": Operation("tasks-read"),
+    "update_task": Operation("tasks-update"),
+    "delete_task": Operation("tasks-delete"),
+    "invite_to_tenant": Operation("invitations-create", errors=(409,)),
+    "invite_to_project": Operation("project-invitations-create", errors=(409,)),
+    "list_invitations": Operation("invitations-list"),
+    "resend_invitation": Operation("invitations-resend", errors=(409,)),
+    "revoke_invitation": Operation("invitations-revoke", errors=(409,)),
+    "preview_invitation": Operation("invitations-preview", errors=(403, 410)),
+    "accept_invitation": Operation("invitations-accept", errors=(404, 409, 410)),
+    "accept_invitation_as_new_user": Operation(
+        "invitations-accept-new-user", errors=(403, 404, 409, 410)
+    ),
+    "live": Operation("health-live", database=False),
+    "ready": Operation("health-ready"),
+}
+_BY_ID = {operation.id: operation for operation in OPERATIONS.values()}
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route's short id; a route missing from the table keeps its name with hyphens (and
+    tests/api_contract fails until it is listed)."""
+    known = OPERATIONS.get(route.name)
+    return known.id if known else route.name.replace("_", "-")
+
+
+def error_statuses(operation: dict[str, Any], path: str) -> set[int]:
+    """The error statuses an operation answers, from its shape and the table."""
+    known = _BY_ID.get(operation.get("operationId", ""), Operation(""))
+    statuses = set(known.errors)
+    if known.database:
+        statuses.add(503)
+    if known.rfc6749:
+        return statuses
+    parameters = operation.get("parameters", [])
+    if operation.get("security"):
+        statuses |= {401, 403}
+    if "{" in path:
+        statuses.add(404)
+    if parameters or "requestBody" in operation:
+        statuses.add(422)
+    if "requestBody" in operation:
+        statuses.add(400)  # a body that is not even text (FastAPI's "error parsing the body")
+    if any(parameter["name"] == "cursor" for parameter in parameters):
+        statuses.add(400)
+    return statuses
+
+
+def problem_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+        "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+    }
+    if status in HEADERS:
+        response["headers"] = HEADERS[status]
+    return response
+
+
+def document_problems(schema: dict[str, Any]) -> None:
+    """Add a problem+json answer for every error status an operation may answer; FastAPI's own
+    422 (a JSON body of another shape) is replaced. Answers a route documents itself stay."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if _is_fastapi_validation_error(responses.get("422")):
+                del responses["422"]
+            for status in sorted(error_statuses(operation, path)):
+                responses.setdefault(str(status), problem_response(status))
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem.pop("$defs", {}))
+    components["Problem"] = problem
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+
+
+def _is_fastapi_validation_error(response: dict[str, Any] | None) -> bool:
+    if response is None:
+        return False
+    content = response.get("content", {}).get("application/json", {})
+    return content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError")
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the document built once, with the error answers documented."""
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_problems(generate())  # FastAPI keeps what it generated in openapi_schema
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
