@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import secrets
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -139,6 +140,9 @@ def serve(
     typer.echo(
         f"API docs:     {base}/docs\nAdmin panel:  {base}/admin\nHealth:       {base}/health/ready"
     )
+    # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully; with this no-op
+    # handler in place, a graceful stop exits 0 (a process manager's success).
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: None)
     uvicorn.run(
         "backend.main:create_app",
         factory=True,
@@ -149,6 +153,7 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
         access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

@@ -65,11 +65,10 @@ class DatabaseUrls:
 
 
 @pytest.fixture(scope="session")
-def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUrls]:
-    if TEST_DATABASE == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
-        yield DatabaseUrls("sqlite", url, url, url)
-        return
+def postgres_server() -> Iterator[PostgresServer]:
+    """This worker's throwaway PostgreSQL (the PostgreSQL pass only)."""
+    if TEST_DATABASE != "postgresql":
+        pytest.fail("postgres_server is for tests marked postgres_only")
     try:
         server = PostgresServer.start()
     except (PostgresUnavailable, OSError) as exc:
@@ -77,9 +76,20 @@ def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database
             pytest.fail(f"PostgreSQL could not start, and CI=true forbids skipping: {exc}")
         pytest.skip(f"PostgreSQL could not start: {exc}")
     try:
-        yield DatabaseUrls("postgresql", server.app_url, server.owner_url, server.superuser_url)
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_urls(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> DatabaseUrls:
+    if TEST_DATABASE == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        return DatabaseUrls("sqlite", url, url, url)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return DatabaseUrls("postgresql", server.app_url, server.owner_url, server.superuser_url)
 
 
 @pytest.fixture(scope="session")

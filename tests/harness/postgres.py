@@ -191,9 +191,14 @@ class PostgresServer:
         self._psql(f"CREATE DATABASE {DATABASE} OWNER {OWNER_ROLE}")
         self._psql(f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}", database=DATABASE)
 
-    def url(self, role: str, password: str = "") -> str:
+    def create_database(self, name: str) -> None:
+        """Another empty database with the same roles, for a service that migrates its own."""
+        self._psql(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}")
+        self._psql(f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}", database=name)
+
+    def url(self, role: str, password: str = "", database: str = DATABASE) -> str:
         credentials = f"{role}:{password}" if password else role
-        return f"postgresql+asyncpg://{credentials}@127.0.0.1:{self.port}/{DATABASE}"
+        return f"postgresql+asyncpg://{credentials}@127.0.0.1:{self.port}/{database}"
 
     @property
     def superuser_url(self) -> str:
