@@ -24,6 +24,7 @@ from backend.identity.bootstrap import bootstrap, ensure_superuser
 from backend.identity.passwords import Passwords
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WORKER_HEALTHCHECK_SECONDS = 30
 
 app = typer.Typer(
     help="Run and administer the tenantdesk service.",
@@ -154,6 +155,9 @@ def serve(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        # A worker that misses this many seconds of health checks is replaced; uvicorn's 5 s
+        # also catches a worker still starting on a busy machine, and restarts it forever.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 
