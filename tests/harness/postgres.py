@@ -196,6 +196,10 @@ class PostgresServer:
         self._psql(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}")
         self._psql(f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}", database=name)
 
+    def set_role_statement_timeout(self, role: str, milliseconds: int) -> None:
+        """The role's default, for connections that cannot send it at start-up (a pooler)."""
+        self._psql(f"ALTER ROLE {role} SET statement_timeout = {milliseconds}")
+
     def url(self, role: str, password: str = "", database: str = DATABASE) -> str:
         credentials = f"{role}:{password}" if password else role
         return f"postgresql+asyncpg://{credentials}@127.0.0.1:{self.port}/{database}"
