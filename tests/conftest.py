@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -39,7 +40,7 @@ from backend.main import create_app
 from backend.models import metadata
 from tests.harness.live import LiveServer, start_live_server
 from tests.harness.pgbouncer import PgBouncer
-from tests.harness.postgres import APP_ROLE, DATABASE, PostgresServer, PostgresUnavailable
+from tests.harness.postgres import APP_ROLE, DATABASE, PostgresServer
 from tests.harness.smtp import Mailbox, SmtpServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,7 @@ TEST_DATABASE = os.environ.get("TEST_DATABASE", "sqlite")
 # TEST_POOLER=pgbouncer (with TEST_DATABASE=postgresql): the app connects through PgBouncer.
 TEST_POOLER = os.environ.get("TEST_POOLER", "")
 PGBOUNCER_STATEMENT_TIMEOUT_MS = 5000
+Started = TypeVar("Started")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BASE_URL = "https://testserver"
 
@@ -74,17 +76,22 @@ class DatabaseUrls:
     superuser: str  # the harness itself: resetting data between tests
 
 
+def start_or_skip(start: Callable[[], Started], what: str) -> Started:
+    """A harness server started; one that cannot start is skipped, except with CI=true."""
+    try:
+        return start()
+    except (RuntimeError, OSError) as exc:  # PostgresUnavailable, RedisUnavailable, ...
+        if IN_CI:
+            pytest.fail(f"{what} could not start, and CI=true forbids skipping: {exc}")
+        pytest.skip(f"{what} could not start: {exc}")
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """This worker's throwaway PostgreSQL (the PostgreSQL pass only)."""
     if TEST_DATABASE != "postgresql":
         pytest.fail("postgres_server is for tests marked postgres_only")
-    try:
-        server = PostgresServer.start()
-    except (PostgresUnavailable, OSError) as exc:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL could not start, and CI=true forbids skipping: {exc}")
-        pytest.skip(f"PostgreSQL could not start: {exc}")
+    server = start_or_skip(PostgresServer.start, "PostgreSQL")
     try:
         yield server
     finally:
@@ -113,12 +120,7 @@ def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
     Behind it, the statement timeout is the app role's setting (README, "Behind PgBouncer").
     """
     postgres_server.set_role_statement_timeout(APP_ROLE, PGBOUNCER_STATEMENT_TIMEOUT_MS)
-    try:
-        bouncer = PgBouncer.start(postgres_server)
-    except (PostgresUnavailable, OSError) as exc:
-        if IN_CI:
-            pytest.fail(f"PgBouncer could not start, and CI=true forbids skipping: {exc}")
-        pytest.skip(f"PgBouncer could not start: {exc}")
+    bouncer = start_or_skip(lambda: PgBouncer.start(postgres_server), "PgBouncer")
     try:
         yield bouncer
     finally:

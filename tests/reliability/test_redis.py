@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from backend.core.config import Settings
-from tests.conftest import IN_CI, DatabaseUrls
-from tests.harness.redis import RedisServer, RedisUnavailable
+from tests.conftest import DatabaseUrls, start_or_skip
+from tests.harness.redis import RedisServer
 from tests.harness.service import STARTUP_SECONDS, ServiceProcess
 from tests.harness.smtp import SmtpServer
 from tests.reliability.conftest import (
@@ -33,12 +33,7 @@ REDIS_DOWN_WARNING = "Redis unreachable: throttling counts in this worker's memo
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tmp_path / "redis").start()
-    except RedisUnavailable as exc:
-        if IN_CI:
-            pytest.fail(f"Redis could not start, and CI=true forbids skipping: {exc}")
-        pytest.skip(str(exc))
+    server = start_or_skip(RedisServer(tmp_path / "redis").start, "Redis")
     yield server
     server.stop()
 
