@@ -53,13 +53,16 @@ async def _work(http: httpx.AsyncClient, path: str, headers: dict[str, str], slu
         assert not strangers, f"{slug} sees {strangers}"
 
 
-async def _server_connections(superuser_url: str) -> int:
+async def _server_connections(superuser_url: str, database: str) -> int:
     engine = create_engine(superuser_url, Settings(_env_file=None))  # type: ignore[call-arg]
     try:
         async with engine.connect() as connection:
             count = await connection.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE usename = :role"),
-                {"role": APP_ROLE},
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = :role "
+                    "AND datname = :database"
+                ),
+                {"role": APP_ROLE, "database": database},
             )
     finally:
         await engine.dispose()
@@ -91,7 +94,7 @@ async def test_tenants_stay_apart_under_concurrency_through_transaction_pooling(
                 for _ in range(CLIENTS_PER_TENANT)
             )
         )
-    assert await _server_connections(direct.superuser) <= SERVER_CONNECTIONS
+    assert await _server_connections(direct.superuser, name) <= SERVER_CONNECTIONS
     records = service.log_records()
     assert not [record for record in records if record["level"] in {"ERROR", "CRITICAL"}]
     assert service.terminate() == 0
