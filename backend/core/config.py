@@ -49,13 +49,16 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     database_max_overflow: int = 10
     database_pool_timeout_seconds: float = 10.0
-    database_pool_pre_ping: bool = True
     database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     # Cuts a runaway statement on PostgreSQL (0: no limit); the request gets a 503.
     database_statement_timeout_ms: int = Field(default=5000, ge=0)
     database_pooler: DatabasePooler = DatabasePooler.NONE
     # SIGTERM: how long in-flight requests, then queued mail, may take before the worker exits.
     shutdown_grace_seconds: int = Field(default=20, ge=0)
+    # Off: SQLAlchemy's asyncpg ping is BEGIN, a query and ROLLBACK, three round trips on every
+    # checkout. Without it a connection broken by a database restart fails one request, after
+    # which the whole pool is replaced.
+    database_pool_pre_ping: bool = False
 
     secret_key: SecretStr | None = None
     jwt_private_keys: SecretStr | None = None
