@@ -25,7 +25,6 @@ from tests.harness.postgres import PostgresServer  # noqa: E402
 from tests.harness.service import ServiceProcess  # noqa: E402
 
 PASSWORD = "a soak test passphrase"  # noqa: S105 (a throwaway account of the soak)
-USERS = 8
 MAX_RSS_GROWTH = 0.10
 
 
@@ -104,17 +103,12 @@ async def one_request(http: httpx.AsyncClient, account: Account, tally: Tally) -
     tally.record(kind, answer)
 
 
-async def connection_loop(
-    base_url: str, accounts: list[Account], tally: Tally, deadline: float, number: int
-) -> None:
-    # One connection each, kept alive; a refresh rotates the token, so each account belongs to
-    # one loop at a time (a second use of a rotated refresh token would end its session).
-    account = accounts[number] if number < len(accounts) else None
+async def connection_loop(base_url: str, account: Account, tally: Tally, deadline: float) -> None:
+    # One connection each, kept alive, with an account of its own: a refresh rotates the token,
+    # and a second use of a rotated refresh token would end the session.
     async with httpx.AsyncClient(
         base_url=base_url, timeout=60.0, limits=httpx.Limits(max_connections=1)
     ) as http:
-        if account is None:
-            account = await prepare(http, number)
         while time.monotonic() < deadline:
             try:
                 await one_request(http, account, tally)
@@ -125,12 +119,12 @@ async def connection_loop(
 async def soak(service: ServiceProcess, connections: int, seconds: float) -> int:
     tally = Tally()
     async with httpx.AsyncClient(base_url=service.url, timeout=60.0) as http:
-        accounts = [await prepare(http, number) for number in range(USERS)]
+        accounts = [await prepare(http, number) for number in range(connections)]
     started = time.monotonic()
     deadline = started + seconds
     loops = [
-        asyncio.create_task(connection_loop(service.url, accounts, tally, deadline, number))
-        for number in range(connections)
+        asyncio.create_task(connection_loop(service.url, account, tally, deadline))
+        for account in accounts
     ]
     await asyncio.sleep(min(20.0, seconds / 3))
     rss_at_20 = rss_kib(service.process.pid)
