@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI
 from sqladmin import Admin, BaseView, expose
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -33,6 +34,7 @@ from admin.views_identity import (
 from admin.views_tenancy import AuditEventAdmin, InvitationAdmin, MembershipAdmin, TenantAdmin
 from admin.views_work import ProjectAdmin, ProjectMemberAdmin, TaskAdmin
 from backend.core.config import Settings
+from backend.core.errors import OutageMiddleware
 from backend.core.ids import parse_uuid
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -97,6 +99,8 @@ class TenantDeskAdmin(CategoryHidingAdmin):
             templates_dir=str(TEMPLATES),
             authentication_backend=auth,
             authorization_backend=ScopeGrants(),
+            # A mounted app answers its own errors: an outage must be a 503 here too.
+            middlewares=[Middleware(OutageMiddleware, outages=app.state.outages)],
         )
         self.main_app = app
         auth.templates = self.templates

@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import secrets
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,7 @@ from backend.identity.bootstrap import bootstrap, ensure_superuser, set_superuse
 from backend.identity.passwords import Passwords
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WORKER_HEALTHCHECK_SECONDS = 30
 
 app = typer.Typer(
     help="Run and administer the tenantdesk service.",
@@ -177,6 +179,9 @@ def serve(
     typer.echo(
         f"API docs:     {base}/docs\nAdmin panel:  {base}/admin\nHealth:       {base}/health/ready"
     )
+    # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully; with this no-op
+    # handler in place, a graceful stop exits 0 (a process manager's success).
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: None)
     uvicorn.run(
         "backend.main:create_app",
         factory=True,
@@ -187,6 +192,10 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
         access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        # A worker that misses this many seconds of health checks is replaced; uvicorn's 5 s
+        # also catches a worker still starting on a busy machine, and restarts it forever.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 

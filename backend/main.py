@@ -16,7 +16,7 @@ from backend.core.app_role import check_app_role
 from backend.core.config import Settings, get_settings
 from backend.core.database import Database
 from backend.core.docs import install_docs
-from backend.core.errors import install_error_handlers
+from backend.core.errors import OutageLog, OutageMiddleware, install_error_handlers
 from backend.core.logging import configure_logging
 from backend.core.mail import Mailer, finish_deliveries
 from backend.core.observability import Metrics, ObservabilityMiddleware
@@ -35,10 +35,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
+    outages = OutageLog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = database or Database.from_settings(settings)
+        outages.watch(app.state.database.engine)
         # What start-up built (modules, mappers, schemas, routes) lives as long as the process:
         # frozen out of the garbage collector's reach, it is not walked again by every full
         # collection, each of which would otherwise pause the event loop for its whole length.
@@ -47,7 +49,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             await check_app_role(app.state.database.engine, settings)
             yield
         finally:
-            await finish_deliveries()
+            await finish_deliveries(settings.shutdown_grace_seconds)
             await app.state.database.dispose()
 
     app = FastAPI(
@@ -64,8 +66,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.passwords = Passwords(settings)
     app.state.mailer = Mailer(settings)
     app.state.login_throttle = Throttle.from_settings(settings.login_rate_limit, settings)
+    app.state.outages = outages
 
     install_error_handlers(app)
+    app.add_middleware(OutageMiddleware, outages=outages)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -26,18 +27,29 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alembic import command
-from backend.core.config import EmailBackend, Environment, Settings, generate_private_key_pem
+from backend.core.config import (
+    DatabasePooler,
+    EmailBackend,
+    Environment,
+    Settings,
+    generate_private_key_pem,
+)
 from backend.core.database import Database, create_engine
 from backend.identity.bootstrap import ensure_default_client
 from backend.main import create_app
 from backend.models import metadata
 from tests.cross_tenant import DATABASE_KEY
 from tests.harness.live import LiveServer, start_live_server
-from tests.harness.postgres import PostgresServer, PostgresUnavailable
+from tests.harness.pgbouncer import PgBouncer
+from tests.harness.postgres import APP_ROLE, DATABASE, PostgresServer
 from tests.harness.smtp import Mailbox, SmtpServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE = os.environ.get("TEST_DATABASE", "sqlite")
+# TEST_POOLER=pgbouncer (with TEST_DATABASE=postgresql): the app connects through PgBouncer.
+TEST_POOLER = os.environ.get("TEST_POOLER", "")
+PGBOUNCER_STATEMENT_TIMEOUT_MS = 5000
+Started = TypeVar("Started")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BASE_URL = "https://testserver"
 
@@ -45,7 +57,7 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def pytest_report_header() -> str:
-    return f"database: {TEST_DATABASE}"
+    return f"database: {TEST_DATABASE}" + (f" through {TEST_POOLER}" if TEST_POOLER else "")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -65,22 +77,55 @@ class DatabaseUrls:
     superuser: str  # the harness itself: resetting data between tests
 
 
-@pytest.fixture(scope="session")
-def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUrls]:
-    if TEST_DATABASE == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
-        yield DatabaseUrls("sqlite", url, url, url)
-        return
+def start_or_skip(start: Callable[[], Started], what: str) -> Started:
+    """A harness server started; one that cannot start is skipped, except with CI=true."""
     try:
-        server = PostgresServer.start()
-    except (PostgresUnavailable, OSError) as exc:
+        return start()
+    except (RuntimeError, OSError) as exc:  # PostgresUnavailable, RedisUnavailable, ...
         if IN_CI:
-            pytest.fail(f"PostgreSQL could not start, and CI=true forbids skipping: {exc}")
-        pytest.skip(f"PostgreSQL could not start: {exc}")
+            pytest.fail(f"{what} could not start, and CI=true forbids skipping: {exc}")
+        pytest.skip(f"{what} could not start: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """This worker's throwaway PostgreSQL (the PostgreSQL pass only)."""
+    if TEST_DATABASE != "postgresql":
+        pytest.fail("postgres_server is for tests marked postgres_only")
+    server = start_or_skip(PostgresServer.start, "PostgreSQL")
     try:
-        yield DatabaseUrls("postgresql", server.app_url, server.owner_url, server.superuser_url)
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_urls(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> DatabaseUrls:
+    if TEST_DATABASE == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        return DatabaseUrls("sqlite", url, url, url)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    app_url = server.app_url
+    if TEST_POOLER == "pgbouncer":
+        bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+        app_url = bouncer.url(APP_ROLE, "app", DATABASE)
+    return DatabaseUrls("postgresql", app_url, server.owner_url, server.superuser_url)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction pooling mode in front of this worker's PostgreSQL.
+
+    Behind it, the statement timeout is the app role's setting (README, "Behind PgBouncer").
+    """
+    postgres_server.set_role_statement_timeout(APP_ROLE, PGBOUNCER_STATEMENT_TIMEOUT_MS)
+    bouncer = start_or_skip(lambda: PgBouncer.start(postgres_server), "PgBouncer")
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +142,7 @@ def settings(database_urls: DatabaseUrls, smtp_server: SmtpServer) -> Settings:
         environment=Environment.TEST,
         database_url=database_urls.app,
         migrations_database_url=database_urls.owner,
+        database_pooler=DatabasePooler.PGBOUNCER if TEST_POOLER else DatabasePooler.NONE,
         secret_key=SecretStr("test-secret-key-" + "x" * 32),
         jwt_private_keys=SecretStr(generate_private_key_pem()),
         public_base_url=BASE_URL,

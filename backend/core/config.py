@@ -27,6 +27,11 @@ class EmailBackend(StrEnum):
     SMTP = "smtp"
 
 
+class DatabasePooler(StrEnum):
+    NONE = "none"
+    PGBOUNCER = "pgbouncer"  # transaction pooling: no prepared statements, no startup settings
+
+
 class ConfigurationError(RuntimeError):
     """The configuration cannot run; the message is one line for the operator."""
 
@@ -44,6 +49,12 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     database_max_overflow: int = 10
     database_pool_timeout_seconds: float = 10.0
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Cuts a runaway statement on PostgreSQL (0: no limit); the request gets a 503.
+    database_statement_timeout_ms: int = Field(default=5000, ge=0)
+    database_pooler: DatabasePooler = DatabasePooler.NONE
+    # SIGTERM: how long in-flight requests, then queued mail, may take before the worker exits.
+    shutdown_grace_seconds: int = Field(default=20, ge=0)
     # Off: SQLAlchemy's asyncpg ping is BEGIN, a query and ROLLBACK, three round trips on every
     # checkout. Without it a connection broken by a database restart fails one request, after
     # which the whole pool is replaced.
@@ -75,6 +86,7 @@ class Settings(BaseSettings):
 
     login_rate_limit: str = "10/minute"
     redis_url: str | None = None
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
     allow_signup: bool = True
 
     log_level: str = "INFO"

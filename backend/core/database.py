@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapp
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_
 
-from backend.core.config import Settings
+from backend.core.config import DatabasePooler, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -186,10 +186,38 @@ def run_at_transaction_start(connection: Connection, sql: str) -> None:
         driver.sql_at_begin = sql
 
 
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def _asyncpg_connect_args(settings: Settings, statement_timeout_ms: int) -> dict[str, Any]:
+    connect_args: dict[str, Any] = {
+        "connection_class": SettingsAtBeginConnection,
+        "timeout": settings.database_connect_timeout_seconds,
+    }
+    if settings.database_pooler is DatabasePooler.PGBOUNCER:
+        # A transaction pooler hands each transaction to any server connection: a statement
+        # prepared on one is unknown on the next, and startup settings are refused. The
+        # statement timeout then belongs to the role (README, "Behind PgBouncer").
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+    elif statement_timeout_ms:
+        connect_args["server_settings"] = {"statement_timeout": str(statement_timeout_ms)}
+    return connect_args
+
+
 OWNER_POOL_SIZE = 2  # the platform view of the panel: a few superusers at most
 
 
-def create_engine(url: str, settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(
+    url: str,
+    settings: Settings,
+    *,
+    pool_size: int | None = None,
+    statement_timeout_ms: int = 0,
+) -> AsyncEngine:
+    """The engine for `url`; `statement_timeout_ms` cuts runaway statements on PostgreSQL."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
@@ -200,7 +228,7 @@ def create_engine(url: str, settings: Settings, *, pool_size: int | None = None)
         max_overflow=settings.database_max_overflow if pool_size is None else pool_size,
         pool_timeout=settings.database_pool_timeout_seconds,
         pool_pre_ping=settings.database_pool_pre_ping,
-        connect_args={"connection_class": SettingsAtBeginConnection},
+        connect_args=_asyncpg_connect_args(settings, statement_timeout_ms),
     )
 
 
@@ -215,19 +243,11 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        engine = create_engine(settings.database_url, settings)
-        owner_url = settings.migrations_database_url
-        if settings.is_sqlite or owner_url == settings.database_url:
-            return cls(engine, make_session_factory(engine))
-        owner = create_engine(owner_url, settings, pool_size=OWNER_POOL_SIZE)
-        reads = make_session_factory(owner.execution_options(postgresql_readonly=True))
-        return cls(engine, make_session_factory(engine), owner, reads)
-
-    @classmethod
-    def as_owner(cls, settings: Settings) -> Database:
-        """The schema owner's connection (MIGRATIONS_DATABASE_URL), for what the app role may
-        not do: bootstrap and `create-superuser`."""
-        engine = create_engine(settings.migrations_database_url, settings)
+        engine = create_engine(
+            settings.database_url,
+            settings,
+            statement_timeout_ms=settings.database_statement_timeout_ms,
+        )
         return cls(engine, make_session_factory(engine))
 
     @property

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+import time
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -11,10 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.core.logging import current_request_id
 
@@ -24,6 +33,9 @@ PROBLEM_JSON = "application/problem+json"
 CHANGED_MEANWHILE = (
     "Someone changed the resource while this request ran: read it again, then retry."
 )
+# What a client is told to wait after a 503: a restart or failover takes seconds.
+RETRY_AFTER_SECONDS = "1"
+DATABASE_UNAVAILABLE = "The database is unavailable or overloaded. Retry shortly."
 
 
 class ValidationIssue(BaseModel):
@@ -106,6 +118,10 @@ class TooManyRequests(Problem):
 
 class ServiceUnavailable(Problem):
     status = 503
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": RETRY_AFTER_SECONDS})
+        super().__init__(detail, **kwargs)
 
 
 class NotModified(Exception):
@@ -204,6 +220,122 @@ async def _on_concurrent_edit(request: Request, _exc: Exception) -> JSONResponse
 async def _on_unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error", exc_info=exc)
     return problem_response(500, "An unexpected error occurred. Quote the request id.")
+
+
+# SQLSTATE classes of an outage rather than of a bad statement: 08 connection exception,
+# 53 insufficient resources (too many connections), 57 operator intervention (shutting down,
+# starting up, and 57014: cancelled by the statement timeout).
+_OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+_NETWORK_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ETIMEDOUT}
+)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what it wraps (`orig`, cause, context) and the members of a group."""
+    pending, seen = [exc], set()
+    while pending and len(seen) < 32:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        for linked in (getattr(current, "orig", None), current.__cause__, current.__context__):
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    # asyncio reports several failed addresses as one OSError without an errno.
+    return isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or (
+        type(exc) is OSError and (exc.errno is None or exc.errno in _NETWORK_ERRNOS)
+    )
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` comes from an outage, not from the request: the database unreachable,
+    restarting or saturated, the pool exhausted, or a statement cut by the statement timeout."""
+    for error in _causes(exc):
+        if isinstance(error, PoolTimeoutError | SQLAlchemyInterfaceError) or _is_network_error(
+            error
+        ):
+            return True
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
+            return True
+    return False
+
+
+class OutageLog:
+    """One WARNING when requests start failing for an outage, and one INFO once the database
+    accepts connections again, instead of a traceback per request. A long outage is reported
+    again every `repeat_seconds`."""
+
+    def __init__(self, repeat_seconds: float = 60.0) -> None:
+        self.repeat_seconds = repeat_seconds
+        self._reported_at: float | None = None
+
+    def report(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._reported_at is not None and now - self._reported_at < self.repeat_seconds:
+            return
+        self._reported_at = now
+        logger.warning("database unavailable: answering 503", extra={"error": _describe(exc)})
+
+    def watch(self, engine: AsyncEngine) -> None:
+        """A new connection means the database is back (or the pool grew): end the outage."""
+        event.listen(engine.sync_engine, "connect", self._on_connect)
+
+    def _on_connect(self, *_args: Any) -> None:
+        if self._reported_at is not None:
+            self._reported_at = None
+            logger.info("database reachable again")
+
+
+def _describe(exc: BaseException) -> str:
+    innermost = next(
+        (error for error in _causes(exc) if error.__cause__ is None and error.__context__ is None),
+        exc,
+    )
+    return f"{type(innermost).__name__}: {innermost}"[:300]
+
+
+def database_unavailable_response() -> JSONResponse:
+    return problem_response(503, DATABASE_UNAVAILABLE, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+class OutageMiddleware:
+    """The last line of defence of an ASGI app: a database outage that escapes every handler
+    (a commit, a session opened by the admin panel, a page) becomes a 503 problem with
+    Retry-After, instead of a 500, a traceback, or a connection dropped by the server."""
+
+    def __init__(self, app: ASGIApp, outages: OutageLog) -> None:
+        self.app = app
+        self.outages = outages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if response_started or not is_database_unavailable(exc):
+                raise
+            self.outages.report(exc)
+            await database_unavailable_response()(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

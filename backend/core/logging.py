@@ -91,6 +91,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,  # which worker, when several serve
             "message": redact_text(record.getMessage()),
         }
         request_id = getattr(record, "request_id", None)

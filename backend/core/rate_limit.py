@@ -6,11 +6,11 @@ import math
 import time
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 
 from backend.core.config import Settings
+from backend.core.rate_limit_storage import throttle_storage
 
 
 class Throttle:
@@ -20,12 +20,7 @@ class Throttle:
 
     @classmethod
     def from_settings(cls, limit: str, settings: Settings) -> Throttle:
-        storage = (
-            storage_from_string(f"async+{settings.redis_url}")
-            if settings.redis_url
-            else MemoryStorage()
-        )
-        return cls(limit, storage)
+        return cls(limit, throttle_storage(settings))
 
     async def hit(self, *keys: str) -> int | None:
         """Count one attempt against every key; the seconds to wait if any key is over its limit."""

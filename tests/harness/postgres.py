@@ -7,6 +7,7 @@ bypass row-level security. `stop()` removes it.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import pwd
@@ -23,6 +24,8 @@ APP_ROLE = "app_user"
 DATABASE = "tenantdesk"
 UNPRIVILEGED_USER = "tenantdesk-pg"
 MINIMUM_MAJOR_VERSION = 15
+USER_LOCK = Path(tempfile.gettempdir()) / "tenantdesk-pg-user.lock"
+PORT_ATTEMPTS = 3
 
 
 class PostgresUnavailable(RuntimeError):
@@ -61,20 +64,23 @@ def _run_as_user() -> list[str]:
     """Prefix for commands that PostgreSQL refuses to run as root."""
     if os.geteuid() != 0:
         return []
-    try:
-        pwd.getpwnam(UNPRIVILEGED_USER)
-    except KeyError:
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                UNPRIVILEGED_USER,
-            ],
-            check=True,
-        )
+    # Test workers start their servers at the same time: one of them creates the user.
+    with open(USER_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(UNPRIVILEGED_USER)
+        except KeyError:
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    UNPRIVILEGED_USER,
+                ],
+                check=True,
+            )
     return ["runuser", "-u", UNPRIVILEGED_USER, "--"]
 
 
@@ -111,11 +117,10 @@ class PostgresServer:
             raise PostgresUnavailable(f"{args[0]} failed: {result.stderr.strip()} {detail}")
 
     def _init_and_start(self) -> None:
-        data = self.root / "data"
         self._run(
             self.bindir / "initdb",
             "-D",
-            data,
+            self.data,
             "-U",
             SUPERUSER,
             "--auth=trust",
@@ -124,6 +129,22 @@ class PostgresServer:
             "UTF8",
             "--locale=C",
         )
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self.start_server()
+                return
+            except PostgresUnavailable as exc:
+                # Another process took the free port between choosing and binding it.
+                if "could not bind" not in str(exc) or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def start_server(self) -> None:
+        """Starts (or starts again, after `stop_server`) on the same port and data."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -131,7 +152,7 @@ class PostgresServer:
         self._run(
             self.bindir / "pg_ctl",
             "-D",
-            data,
+            self.data,
             "-o",
             options,
             "-l",
@@ -141,6 +162,10 @@ class PostgresServer:
             "60",
             "start",
         )
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stops the server, keeping its data: `fast` ends sessions cleanly, `immediate` aborts."""
+        self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
 
     def _psql(self, sql: str, database: str = "postgres") -> None:
         self._run(
@@ -166,9 +191,18 @@ class PostgresServer:
         self._psql(f"CREATE DATABASE {DATABASE} OWNER {OWNER_ROLE}")
         self._psql(f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}", database=DATABASE)
 
-    def url(self, role: str, password: str = "") -> str:
+    def create_database(self, name: str) -> None:
+        """Another empty database with the same roles, for a service that migrates its own."""
+        self._psql(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}")
+        self._psql(f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}", database=name)
+
+    def set_role_statement_timeout(self, role: str, milliseconds: int) -> None:
+        """The role's default, for connections that cannot send it at start-up (a pooler)."""
+        self._psql(f"ALTER ROLE {role} SET statement_timeout = {milliseconds}")
+
+    def url(self, role: str, password: str = "", database: str = DATABASE) -> str:
         credentials = f"{role}:{password}" if password else role
-        return f"postgresql+asyncpg://{credentials}@127.0.0.1:{self.port}/{DATABASE}"
+        return f"postgresql+asyncpg://{credentials}@127.0.0.1:{self.port}/{database}"
 
     @property
     def superuser_url(self) -> str:
@@ -183,14 +217,13 @@ class PostgresServer:
         return self.url(APP_ROLE, "app")
 
     def stop(self) -> None:
-        data = self.root / "data"
-        if (data / "postmaster.pid").exists():
+        if (self.data / "postmaster.pid").exists():
             subprocess.run(
                 [
                     *self.prefix,
                     str(self.bindir / "pg_ctl"),
                     "-D",
-                    str(data),
+                    str(self.data),
                     "-m",
                     "immediate",
                     "-w",

@@ -20,8 +20,10 @@ MAIL_WAIT_SECONDS = 5.0
 @dataclass
 class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
+    delay_seconds: float = 0.0  # a slow server: each message is accepted this much later
 
     async def handle_DATA(self, _server: object, _session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(self.delay_seconds)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(message)  # type: ignore[arg-type]
         return "250 Message accepted for delivery"
@@ -54,8 +56,8 @@ class Mailbox:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
-        self.mailbox = Mailbox()
+    def __init__(self, delay_seconds: float = 0.0) -> None:
+        self.mailbox = Mailbox(delay_seconds=delay_seconds)
         self.port = free_port()
         self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
 
