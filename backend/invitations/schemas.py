@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
+from backend.core.schemas import RequestBody
 from backend.identity.schemas import NewPassword
 from backend.invitations.models import InvitationStatus
 from backend.invitations.tokens import MAX_TOKEN_LENGTH
@@ -19,11 +20,7 @@ AccepterName = Annotated[
 ]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TenantInvitationCreate(_Body):
+class TenantInvitationCreate(RequestBody):
     """An invitation into the tenant, optionally straight into one of its projects."""
 
     email: EmailStr
@@ -40,7 +37,7 @@ class TenantInvitationCreate(_Body):
         return self
 
 
-class ProjectInvitationCreate(_Body):
+class ProjectInvitationCreate(RequestBody):
     """The project owner's way: the tenant role follows from the project role."""
 
     email: EmailStr
@@ -88,11 +85,11 @@ class InvitationPreview(BaseModel):
     expires_at: datetime
 
 
-class InvitationAccept(_Body):
+class InvitationAccept(RequestBody):
     token: InvitationToken
 
 
-class InvitationAcceptNewUser(_Body):
+class InvitationAcceptNewUser(RequestBody):
     token: InvitationToken
     password: NewPassword
     full_name: AccepterName

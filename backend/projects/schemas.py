@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from backend.core.schemas import RequestBody
 from backend.projects.models import TaskStatus
 from tenants.roles import ProjectRole
 
@@ -16,12 +17,12 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Description = Annotated[str, StringConstraints(max_length=20_000)]
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(RequestBody):
     name: Name
     description: Description = ""
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(RequestBody):
     name: Name | None = None
     description: Description | None = None
 
@@ -46,11 +47,11 @@ class ProjectMemberOut(BaseModel):
     created_at: datetime = Field(description="When the user joined the project.")
 
 
-class ProjectMemberPut(BaseModel):
+class ProjectMemberPut(RequestBody):
     role: ProjectRole
 
 
-class TaskCreate(BaseModel):
+class TaskCreate(RequestBody):
     title: Title
     description: Description = ""
     status: TaskStatus = TaskStatus.TODO
@@ -59,7 +60,7 @@ class TaskCreate(BaseModel):
     )
 
 
-class TaskUpdate(BaseModel):
+class TaskUpdate(RequestBody):
     """Only the fields sent change; `"assignee_id": null` unassigns."""
 
     title: Title | None = None
