@@ -18,7 +18,7 @@ from tenants.models import Membership
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import random_id
 from tests.factories import UserFactory, persist
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 
 @pytest.fixture

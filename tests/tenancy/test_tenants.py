@@ -16,7 +16,7 @@ from tenants.models import TenantStatus
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import bearer, random_id
 from tests.factories import UserFactory, persist
-from tests.tenancy.world import build_tenant
+from tests.world import build_tenant
 
 TENANTS = "/api/v1/tenants"
 
