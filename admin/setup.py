@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 from pathlib import Path
+from typing import cast
 
 from fastapi import FastAPI
 from sqladmin import Admin, BaseView, ModelView, expose
@@ -64,7 +65,7 @@ class TenantPicker(BaseView):
     @expose(PICKER_PATH, methods=["GET", "POST"], identity=PICKER)
     async def pick(self, request: Request) -> Response:
         scope = request_scope(request)
-        auth: AdminAuth = self._admin_ref.authentication_backend
+        auth = cast(AdminAuth, self._admin_ref.authentication_backend)  # set in TenantDeskAdmin
         if scope is None or scope.platform:
             return RedirectResponse(request.url_for("admin:index"), status_code=302)
         async with auth.main_app.state.database.session_factory() as session:
@@ -101,6 +102,7 @@ class TenantDeskAdmin(Admin):
         auth = AdminAuth(app, settings, tokens)
         super().__init__(
             app,
+            # Not a SQLAlchemy maker but one that resolves the app's per call (admin/scoping.py).
             session_maker=AdminSessionMaker(app),  # type: ignore[arg-type]
             base_url=ADMIN_PATH,
             title="tenantdesk admin",
@@ -130,5 +132,5 @@ class TenantDeskAdmin(Admin):
 
 def mount_admin(app: FastAPI, settings: Settings) -> Admin:
     """Mount the admin panel at /admin: one Admin, one view per model, and the tenant picker."""
-    app.state.admin = TenantDeskAdmin(app, settings)
-    return app.state.admin
+    admin = app.state.admin = TenantDeskAdmin(app, settings)
+    return admin

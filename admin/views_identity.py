@@ -45,7 +45,7 @@ class UserAdmin(AdminView, model=User):
     form_columns = [User.full_name, User.is_superuser]
 
     async def update_row(
-        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict[str, Any]
     ) -> None:
         await administration.update_user(
             session,

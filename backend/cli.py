@@ -6,13 +6,15 @@ import asyncio
 import getpass
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
 from alembic.config import Config
 from joserfc.jwk import ECKey
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import backend.models  # noqa: F401  (every table, for foreign keys across layers)
 from alembic import command
@@ -75,7 +77,12 @@ def current() -> None:
     command.current(_alembic_config(), verbose=False)
 
 
-async def _with_session(settings: Settings, work) -> object:  # type: ignore[no-untyped-def]
+ResultT = TypeVar("ResultT")
+
+
+async def _with_session(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[ResultT]]
+) -> ResultT:
     database = Database.from_settings(settings)
     try:
         async with database.session_factory() as session, session.begin():

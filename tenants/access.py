@@ -11,10 +11,10 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol
 
-from sqlalchemy import Row, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.errors import Forbidden, NotFound, Unauthorized
+from backend.core.statements import AnyRow, AnySelect
 from backend.identity.keys import AccessTokenClaims
 from backend.identity.models import OAuthClient, User
 from backend.identity.principals import client_principal_statement, user_principal_statement
@@ -35,14 +35,14 @@ class AccessExtension(Protocol):
     `OAuthClient` and `Tenant`.
     """
 
-    def for_user(self, statement: Select[Any]) -> Select[Any]: ...
+    def for_user(self, statement: AnySelect) -> AnySelect: ...
 
-    def for_client(self, statement: Select[Any]) -> Select[Any]: ...
+    def for_client(self, statement: AnySelect) -> AnySelect: ...
 
 
 async def _one_or_refuse(
-    session: AsyncSession, statement: Select[Any], principal_alone: Select[Any]
-) -> Row[Any]:
+    session: AsyncSession, statement: AnySelect, principal_alone: AnySelect
+) -> AnyRow:
     """The access row, or the right refusal. Only the failure path costs a second query: it
     tells a dead token (401) from a caller outside the tenant (404)."""
     row = (await session.execute(statement)).one_or_none()

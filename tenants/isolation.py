@@ -30,6 +30,7 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.util import find_tables
 
 from backend.core.database import AppSession, queues_sql_at_begin, run_at_transaction_start
@@ -159,6 +160,8 @@ async def cross_tenant(session: AsyncSession, reason: str) -> AsyncIterator[None
 def _touches_tenant_table(state: ORMExecuteState) -> bool:
     if any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers):
         return True
+    if not isinstance(state.statement, ClauseElement):
+        return True  # nothing to look into: treated as touching one, so it fails closed
     return any(is_tenant_table(table) for table in find_tables(state.statement, include_crud=True))
 
 

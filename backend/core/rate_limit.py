@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import cast
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
@@ -20,8 +21,9 @@ class Throttle:
 
     @classmethod
     def from_settings(cls, limit: str, settings: Settings) -> Throttle:
+        # An `async+` URL gives an asyncio storage; `limits` types the factory for both kinds.
         storage = (
-            storage_from_string(f"async+{settings.redis_url}")
+            cast(Storage, storage_from_string(f"async+{settings.redis_url}"))
             if settings.redis_url
             else MemoryStorage()
         )

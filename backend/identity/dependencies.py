@@ -23,13 +23,16 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl="/oauth/token", auto_error=False)
 
 
 def get_key_ring(request: Request) -> KeyRing:
-    return request.app.state.key_ring
+    key_ring: KeyRing = request.app.state.key_ring
+    return key_ring
 
 
 AppKeyRing = Annotated[KeyRing, Depends(get_key_ring)]
 
 
-def _verified_claims(key_ring: AppKeyRing, token: Annotated[str | None, Depends(bearer_scheme)]):
+def _verified_claims(
+    key_ring: AppKeyRing, token: Annotated[str | None, Depends(bearer_scheme)]
+) -> AccessTokenClaims:
     if not token:
         raise Unauthorized("A bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
     try:
@@ -66,7 +69,8 @@ CurrentUser = Annotated[User, Depends(_current_user)]
 
 
 def _passwords(request: Request) -> Passwords:
-    return request.app.state.passwords
+    passwords: Passwords = request.app.state.passwords
+    return passwords
 
 
 AppPasswords = Annotated[Passwords, Depends(_passwords)]

@@ -62,7 +62,7 @@ def _session_not_revoked(claims: AccessTokenClaims) -> ColumnElement[bool]:
     )
 
 
-def user_principal_statement(claims: AccessTokenClaims) -> Select[tuple[User]]:
+def user_principal_statement(claims: AccessTokenClaims) -> Select[User]:
     """The active user behind `claims`, or no row: deactivated, logged out everywhere, revoked.
 
     The tenant layer extends this statement with the membership check, so that the principal and
@@ -78,7 +78,7 @@ def user_principal_statement(claims: AccessTokenClaims) -> Select[tuple[User]]:
     )
 
 
-def client_principal_statement(claims: AccessTokenClaims) -> Select[tuple[OAuthClient]]:
+def client_principal_statement(claims: AccessTokenClaims) -> Select[OAuthClient]:
     return select(OAuthClient).where(
         OAuthClient.client_id == claims.client_id,
         OAuthClient.revoked_at.is_(None),

@@ -13,11 +13,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, null, select
+from sqlalchemy import ColumnElement, and_, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
 from backend.core.errors import Forbidden, NotFound
+from backend.core.statements import AnySelect
 from backend.identity.keys import AccessTokenClaims
 from backend.identity.models import User
 from backend.projects.models import Project, ProjectMember
@@ -71,18 +72,18 @@ class _ProjectLookup:
 
     project_id: uuid.UUID
 
-    def _with_project(self, statement: Select[Any]) -> Select[Any]:
+    def _with_project(self, statement: AnySelect) -> AnySelect:
         on_project = and_(Project.tenant_id == Tenant.id, Project.id == self.project_id)
         return statement.add_columns(Project).outerjoin(Project, on_project)
 
-    def for_user(self, statement: Select[Any]) -> Select[Any]:
+    def for_user(self, statement: AnySelect) -> AnySelect:
         return (
             self._with_project(statement)
             .add_columns(ProjectMember.role)
             .outerjoin(ProjectMember, membership_of(User.id))
         )
 
-    def for_client(self, statement: Select[Any]) -> Select[Any]:
+    def for_client(self, statement: AnySelect) -> AnySelect:
         return self._with_project(statement).add_columns(null())
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.audit import Actor, apply_changes
 from backend.core.errors import NotFound
 from backend.core.pagination import PageRequest, fetch_page
+from backend.core.statements import AnySelect
 from backend.identity.models import User
 from backend.projects.access import ProjectCaller, membership_of
 from backend.projects.models import Project, ProjectMember, Task
@@ -74,6 +75,7 @@ async def list_projects(
     session: AsyncSession, caller: TenantCaller, page: PageRequest
 ) -> tuple[list[ProjectOut], str | None]:
     """The projects the caller can see, with the caller's effective role on each."""
+    statement: AnySelect
     if caller.is_service_client:
         statement = select(Project, null())
     else:
@@ -122,7 +124,7 @@ async def delete_project(session: AsyncSession, caller: ProjectCaller) -> None:
     await session.execute(delete(Project).where(Project.id == project.id))
 
 
-def _member_statement(project_id: uuid.UUID):
+def _member_statement(project_id: uuid.UUID) -> AnySelect:
     return (
         select(
             ProjectMember.user_id,
