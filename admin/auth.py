@@ -29,6 +29,7 @@ from admin.scoping import AdminScope, bound_scope
 from backend.core.config import Settings
 from backend.core.database import Database
 from backend.core.dependencies import client_address
+from backend.core.ids import parse_uuid
 from backend.identity.accounts import normalise_email
 from backend.identity.models import User
 from backend.identity.service import count_sign_in_attempt, verify_credentials
@@ -52,13 +53,6 @@ REFUSED = (
 )
 DEACTIVATED = "This account is deactivated."
 THROTTLED = "Too many sign-in attempts. Try again in {seconds} seconds."
-
-
-def _uuid(value: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
 
 
 def _still_signed_in(user: User, since: object) -> bool:
@@ -108,7 +102,7 @@ async def _tenant_scope(session: AsyncSession, user: User, tenant_id: uuid.UUID)
 
 async def load_scope(database: Database, data: Mapping[str, Any]) -> AdminScope | None:
     """The scope the session's ids still grant, or None when they grant nothing."""
-    user_id = _uuid(data.get(SESSION_USER))
+    user_id = parse_uuid(data.get(SESSION_USER))
     if user_id is None:
         return None
     async with database.session_factory() as session:
@@ -119,7 +113,7 @@ async def load_scope(database: Database, data: Mapping[str, Any]) -> AdminScope 
             return None
         if user.is_superuser:
             return AdminScope(user.id, user.email, platform=True)
-        tenant_id = _uuid(data.get(SESSION_TENANT))
+        tenant_id = parse_uuid(data.get(SESSION_TENANT))
         if tenant_id is None:
             return AdminScope(user.id, user.email)
         return await _tenant_scope(session, user, tenant_id)

@@ -222,8 +222,7 @@ class InvitationAdmin(ReadOnlyView, model=Invitation):
     async def resend_row(
         self, session: AsyncSession, scope: AdminScope, invitation: Invitation
     ) -> None:
-        # The admin is TenantDeskAdmin (admin/setup.py), which keeps the app it serves.
-        state = self._admin_ref.main_app.state  # type: ignore[attr-defined]
+        state = self.main_app.state
         caller = await tenant_caller(session, scope, invitation.tenant_id)
         await invitations.resend_invitation(
             session, caller, invitation.id, mailer=state.mailer, settings=state.settings
