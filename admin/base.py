@@ -24,15 +24,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqladmin.exceptions import SQLAdminException
 from sqladmin.helpers import get_primary_keys, object_identifier_values
-from sqlalchemy import Enum, Select, select
+from sqlalchemy import Enum, select
 from sqlalchemy import inspect as inspect_model
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, joinedload
+from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, Mapper, joinedload
 from sqlalchemy.orm.interfaces import LoaderOption
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.exceptions import HTTPException
@@ -43,11 +43,18 @@ from wtforms.fields.core import UnboundField
 
 from admin.filters import tenant_filter
 from admin.pickers import Picker
-from admin.scoping import AdminScope, current_scope, current_scope_or_none, enter_row_tenant
+from admin.scoping import (
+    AdminScope,
+    AdminSessionMaker,
+    current_scope,
+    current_scope_or_none,
+    enter_row_tenant,
+)
 from admin.sqladmin_adapter import IdentifierLookup
 from backend.core.database import run_after_commit
 from backend.core.errors import Problem
 from backend.core.ids import parse_uuid
+from backend.core.statements import AnySelect
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
 from tenants.models import Membership
@@ -67,7 +74,7 @@ def _found(model: Any) -> Any:
     return model
 
 
-def visible_people(scope: AdminScope, relation: InstrumentedAttribute) -> Any:
+def visible_people(scope: AdminScope, relation: InstrumentedAttribute[Any]) -> Any:
     """A relationship to users, as the scope may see it: in the tenant view, a user is named only
     when a member of the tenant (a former member, a superuser acting in the tenant, someone of
     another tenant stay unnamed), as tenant admins see users only as members."""
@@ -83,7 +90,8 @@ def person(relation: str, column: str) -> Callable[[Any, Any], str]:
     def email(obj: Any, _prop: Any) -> str:
         user = getattr(obj, relation)
         if user is not None:
-            return user.email
+            address: str = user.email
+            return address
         return "" if getattr(obj, column) is None else "(not a member)"
 
     return email
@@ -103,13 +111,14 @@ class AdminView(IdentifierLookup):
     form_pickers: ClassVar[dict[str, Picker]] = {}
     # Many-to-one relationships the list and the details page name (people, by `person`): joined
     # into the page's query. Relationship columns (projects, tenants) are SQLAdmin's to load.
-    list_loads: ClassVar[Sequence[InstrumentedAttribute]] = ()
-    details_loads: ClassVar[Sequence[InstrumentedAttribute]] = ()
+    list_loads: ClassVar[Sequence[InstrumentedAttribute[Any]]] = ()
+    details_loads: ClassVar[Sequence[InstrumentedAttribute[Any]]] = ()
 
     def __init__(self) -> None:
         super().__init__()
         self._refuse_secrets()
-        self.form_args = {**self._enum_field_args(), **self.form_args}
+        # SQLAdmin declares form_args on the class; each view instance gets its merged copy.
+        self.form_args = {**self._enum_field_args(), **self.form_args}  # type: ignore[misc]
 
     def _refuse_secrets(self) -> None:
         shown = [
@@ -128,8 +137,9 @@ class AdminView(IdentifierLookup):
     def _enum_field_args(self) -> dict[str, dict[str, Any]]:
         # SQLAdmin coerces an enum member by its *name* ("OWNER"), which matches none of the
         # choices (values, "owner"): an edit form would then save the first choice instead.
-        enum_fields = {}
-        attributes = inspect_model(self.model).attrs
+        enum_fields: dict[str, dict[str, Any]] = {}
+        mapper: Mapper[Any] = inspect_model(self.model)
+        attributes = mapper.attrs
         for name in self.get_form_columns():
             prop = attributes.get(name)
             if isinstance(prop, ColumnProperty) and isinstance(prop.columns[0].type, Enum):
@@ -142,21 +152,21 @@ class AdminView(IdentifierLookup):
         """Extra criteria for global tables; tenant tables are scoped by the session itself."""
         return ()
 
-    def eager_loads(self, relations: Sequence[InstrumentedAttribute]) -> list[LoaderOption]:
+    def eager_loads(self, relations: Sequence[InstrumentedAttribute[Any]]) -> list[LoaderOption]:
         scope = current_scope()
         return [joinedload(visible_people(scope, relation)) for relation in relations]
 
-    def list_query(self, request: Request) -> Select:
-        statement = select(self.model).where(*self.scope_criteria(current_scope()))
+    def list_query(self, request: Request) -> AnySelect:
+        statement: AnySelect = select(self.model).where(*self.scope_criteria(current_scope()))
         return statement.options(*self.eager_loads(self.list_loads))
 
-    def details_query(self, request: Request) -> Select:
+    def details_query(self, request: Request) -> AnySelect:
         return super().details_query(request).options(*self.eager_loads(self.details_loads))
 
-    def count_query(self, request: Request) -> Select:
+    def count_query(self, request: Request) -> AnySelect:
         return super().count_query(request).where(*self.scope_criteria(current_scope()))
 
-    def statement_for_identifier(self, identifier: str) -> Select:
+    def statement_for_identifier(self, identifier: str) -> AnySelect:
         """The row an identifier names, within the scope; a malformed identifier is a 404."""
         try:
             statement = super().statement_for_identifier(identifier)
@@ -227,7 +237,8 @@ class AdminView(IdentifierLookup):
         except (TypeError, ValueError) as exc:
             raise HTTPException(status_code=404) from exc
         position = [column.key for column in get_primary_keys(self.model)].index("tenant_id")
-        return values[position]
+        tenant_id: uuid.UUID = values[position]
+        return tenant_id
 
     @asynccontextmanager
     async def writing(
@@ -236,7 +247,8 @@ class AdminView(IdentifierLookup):
         """One write transaction (in `tenant_id` for the platform view), committed once, then
         its after-commit work (mail); the database's refusals come back as the admin's error."""
         try:
-            async with self.session_maker.writing() as session:
+            # SQLAdmin types the maker as SQLAlchemy's; it is ours (admin/setup.py).
+            async with cast(AdminSessionMaker, self.session_maker).writing() as session:
                 await enter_row_tenant(session, scope, tenant_id)
                 yield session
                 await session.commit()
@@ -250,11 +262,13 @@ class AdminView(IdentifierLookup):
     # Every write goes through the service that decides and audits it: a view that offers
     # create, edit or delete overrides the matching method, with the admin as the caller.
 
-    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+    async def create_row(
+        self, session: AsyncSession, scope: AdminScope, data: dict[str, Any]
+    ) -> Any:
         raise NotImplementedError(f"{type(self).__name__} offers create without a service")
 
     async def update_row(
-        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict[str, Any]
     ) -> None:
         raise NotImplementedError(f"{type(self).__name__} offers edit without a service")
 

@@ -41,8 +41,8 @@ NO_VALID_CSRF = "Forbidden: the request lacks this session's CSRF token. Reload 
 
 
 def renew_session_id(session: MutableMapping[str, Any]) -> str:
-    session[SESSION_ID_KEY] = secrets.token_urlsafe(32)
-    return session[SESSION_ID_KEY]
+    session_id = session[SESSION_ID_KEY] = secrets.token_urlsafe(32)
+    return session_id
 
 
 class CsrfTokens:
@@ -61,7 +61,8 @@ class CsrfTokens:
 
 def route_path(scope: Scope) -> str:
     """The path inside the admin mount (`/login`, `/tenant/list`...)."""
-    path, root = scope["path"], scope.get("root_path", "")
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
     if root and path.startswith(root):
         return path[len(root) :] or "/"
     return path

@@ -7,10 +7,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqladmin.filters import StaticValuesFilter
-from sqlalchemy import Select, false, select
+from sqlalchemy import false, select
 from starlette.requests import Request
 
 from backend.core.ids import parse_uuid
+from backend.core.statements import AnySelect
 from tenants.models import Tenant
 
 ALL = ("", "__all")
@@ -21,18 +22,19 @@ class LookupFilter:
 
     has_operator = False
     template = "sqladmin/filters/lookup_filter.html"
+    default_value: Any = None  # SQLAdmin's filter protocol names one; "All" needs none
 
     def __init__(self, column: Any, key: Any, label: Any, title: str, parameter_name: str) -> None:
         self.column, self.key, self.label = column, key, label
         self.title, self.parameter_name = title, parameter_name
 
     async def lookups(
-        self, request: Request, model: Any, run_query: Callable[[Select], Any]
+        self, request: Request, model: Any, run_query: Callable[[AnySelect], Any]
     ) -> list[tuple[str, str]]:
         rows = await run_query(select(self.key, self.label).order_by(self.label))
         return [("__all", "All"), *((str(key), str(label)) for key, label in rows)]
 
-    async def get_filtered_query(self, query: Select, value: Any, model: Any) -> Select:
+    async def get_filtered_query(self, query: AnySelect, value: Any, model: Any) -> AnySelect:
         if value is None or value in ALL:
             return query
         chosen = parse_uuid(value)

@@ -67,11 +67,12 @@ class Picker:
     # The tenant picker: in the tenant view, `tenant_id` is the context's and never a field.
     platform_only: bool = False
 
-    def field(self, choices: Choices) -> UnboundField:
-        return SelectField(
+    def field(self, choices: Choices) -> UnboundField[SelectField]:
+        # Outside a form, a field class builds an UnboundField; the WTForms stubs say the field.
+        return SelectField(  # type: ignore[return-value]
             self.label,
             choices=choices,
-            coerce=parse_uuid,
+            coerce=parse_uuid,  # type: ignore[arg-type]  # SQLAdmin says a type; any callable does
             allow_blank=not self.required,
             validators=[validators.InputRequired() if self.required else validators.Optional()],
         )

@@ -93,6 +93,7 @@ class TenantDeskAdmin(CategoryHidingAdmin):
         auth = AdminAuth(app, settings, tokens)
         super().__init__(
             app,
+            # Not a SQLAlchemy maker but one that resolves the app's per call (admin/scoping.py).
             session_maker=AdminSessionMaker(app),  # type: ignore[arg-type]
             base_url=ADMIN_PATH,
             title="tenantdesk admin",
@@ -119,5 +120,5 @@ class TenantDeskAdmin(CategoryHidingAdmin):
 
 def mount_admin(app: FastAPI, settings: Settings) -> Admin:
     """Mount the admin panel at /admin: one Admin, one view per model, and the tenant picker."""
-    app.state.admin = TenantDeskAdmin(app, settings)
-    return app.state.admin
+    admin = app.state.admin = TenantDeskAdmin(app, settings)
+    return admin

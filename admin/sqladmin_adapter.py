@@ -13,8 +13,9 @@ from sqladmin import Admin, BaseView, ModelView
 
 # Private module: the menu's classes, needed to build a category that can hide (see below).
 from sqladmin._menu import CategoryMenu, ViewMenu
-from sqlalchemy import Select
 from starlette.requests import Request
+
+from backend.core.statements import AnySelect
 
 
 class IdentifierLookup(ModelView):
@@ -28,10 +29,10 @@ class IdentifierLookup(ModelView):
     caller a later release adds.
     """
 
-    def _stmt_by_identifier(self, identifier: str) -> Select:
+    def _stmt_by_identifier(self, identifier: str) -> AnySelect:
         return self.statement_for_identifier(identifier)
 
-    def statement_for_identifier(self, identifier: str) -> Select:
+    def statement_for_identifier(self, identifier: str) -> AnySelect:
         """SQLAdmin's SELECT of the row `identifier` names (bare primary key); override to
         narrow it."""
         return super()._stmt_by_identifier(identifier)

@@ -47,7 +47,7 @@ class UserAdmin(AdminView, model=User):
     form_columns = [User.full_name]
 
     async def update_row(
-        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict[str, Any]
     ) -> None:
         await administration.update_user(
             session,

@@ -58,7 +58,8 @@ class TenantAdmin(AdminView, model=Tenant):
         return () if scope.platform else (Tenant.id == scope.tenant_id,)
 
     def tenant_of(self, obj: Any) -> uuid.UUID | None:
-        return obj.id
+        tenant_id: uuid.UUID = obj.id
+        return tenant_id
 
     def tenant_of_identifier(self, identifier: str) -> uuid.UUID | None:
         tenant_id = parse_uuid(identifier)
@@ -66,14 +67,16 @@ class TenantAdmin(AdminView, model=Tenant):
             raise HTTPException(status_code=404)
         return tenant_id
 
-    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+    async def create_row(
+        self, session: AsyncSession, scope: AdminScope, data: dict[str, Any]
+    ) -> Any:
         # Created empty: the platform admin does not become its owner; owners join after.
         return await tenancy.create_tenant(
             session, scope.actor, data["name"], data["slug"], owner_id=None
         )
 
     async def update_row(
-        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict[str, Any]
     ) -> None:
         caller = await tenant_caller(session, scope, obj.id)
         await tenancy.update_tenant(session, caller, name=data.get("name"), slug=data.get("slug"))
@@ -139,7 +142,9 @@ class MembershipAdmin(AdminView, model=Membership):
     form_create_rules = ["tenant_id", "user", "role"]
     form_edit_rules = ["role"]
 
-    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+    async def create_row(
+        self, session: AsyncSession, scope: AdminScope, data: dict[str, Any]
+    ) -> Any:
         user_id = parse_uuid(data.get("user"))
         if user_id is None:
             raise AdminWriteRefused("Pick a user.")
@@ -147,7 +152,7 @@ class MembershipAdmin(AdminView, model=Membership):
         return await tenancy.grant_membership(session, caller, user_id, TenantRole(data["role"]))
 
     async def update_row(
-        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict[str, Any]
     ) -> None:
         caller = await tenant_caller(session, scope, obj.tenant_id)
         await tenancy.change_member_role(session, caller, obj.user_id, TenantRole(data["role"]))

@@ -67,14 +67,16 @@ class ProjectAdmin(AdminView, model=Project):
     form_create_rules = ["tenant_id", "name", "description"]
     form_edit_rules = ["name", "description"]
 
-    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+    async def create_row(
+        self, session: AsyncSession, scope: AdminScope, data: dict[str, Any]
+    ) -> Any:
         caller = await tenant_caller(session, scope, data["tenant_id"])
         description = data.get("description") or ""
         created = await projects.create_project(session, caller, data["name"], description)
         return created.project
 
     async def update_row(
-        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict[str, Any]
     ) -> None:
         caller = await admin_project_caller(session, scope, obj.tenant_id, obj.id)
         await projects.update_project(
@@ -129,7 +131,7 @@ class ProjectMemberAdmin(AdminView, model=ProjectMember):
     form_edit_rules = ["role"]
 
     async def _put(
-        self, session: AsyncSession, scope: AdminScope, tenant_id: Any, data: dict
+        self, session: AsyncSession, scope: AdminScope, tenant_id: Any, data: dict[str, Any]
     ) -> ProjectMember:
         project_id, user_id = data["project_id"], data["user_id"]
         caller = await admin_project_caller(session, scope, tenant_id, project_id)
@@ -139,11 +141,13 @@ class ProjectMemberAdmin(AdminView, model=ProjectMember):
         )
         return (await session.scalars(statement)).one()
 
-    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+    async def create_row(
+        self, session: AsyncSession, scope: AdminScope, data: dict[str, Any]
+    ) -> Any:
         return await self._put(session, scope, data["tenant_id"], data)
 
     async def update_row(
-        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict[str, Any]
     ) -> None:
         keys = {"project_id": obj.project_id, "user_id": obj.user_id}
         await self._put(session, scope, obj.tenant_id, {**data, **keys})
@@ -202,7 +206,9 @@ class TaskAdmin(AdminView, model=Task):
     form_create_rules = ["tenant_id", "project_id", "title", "description", "status", "assignee_id"]
     form_edit_rules = ["title", "description", "status", "assignee_id"]
 
-    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+    async def create_row(
+        self, session: AsyncSession, scope: AdminScope, data: dict[str, Any]
+    ) -> Any:
         caller = await admin_project_caller(session, scope, data["tenant_id"], data["project_id"])
         return await tasks.create_task(
             session,
@@ -214,7 +220,7 @@ class TaskAdmin(AdminView, model=Task):
         )
 
     async def update_row(
-        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict[str, Any]
     ) -> None:
         fields = ("title", "description", "status", "assignee_id")
         changes = {name: data[name] for name in fields if name in data}

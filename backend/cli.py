@@ -7,13 +7,15 @@ import getpass
 import json
 import secrets
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
 from alembic.config import Config
 from joserfc.jwk import ECKey
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import backend.models  # noqa: F401  (every table, for foreign keys across layers)
 from alembic import command
@@ -78,7 +80,12 @@ def current() -> None:
     command.current(_alembic_config(), verbose=False)
 
 
-async def _as_owner(settings: Settings, work) -> object:  # type: ignore[no-untyped-def]
+ResultT = TypeVar("ResultT")
+
+
+async def _as_owner(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[ResultT]]
+) -> ResultT:
     """Run `work` in one transaction as the schema owner: the app role may not create
     superusers (nor, before the API runs, anything else bootstrap writes)."""
     database = Database.as_owner(settings)

@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Row, Select, bindparam
+from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.errors import Forbidden, NotFound, Unauthorized
+from backend.core.statements import AnyRow, AnySelect
 from backend.identity.keys import AccessTokenClaims
 from backend.identity.models import OAuthClient, User
 from backend.identity.principals import (
@@ -43,17 +44,17 @@ class AccessExtension(Protocol):
     that varies by request is a `bindparam`, passed to `resolve_tenant_access` in `parameters`.
     """
 
-    def for_user(self, statement: Select[Any]) -> Select[Any]: ...
+    def for_user(self, statement: AnySelect) -> AnySelect: ...
 
-    def for_client(self, statement: Select[Any]) -> Select[Any]: ...
+    def for_client(self, statement: AnySelect) -> AnySelect: ...
 
 
 @dataclass(frozen=True)
 class AccessQueries:
     """The access query for a user's token and for a service client's, built once."""
 
-    user: Select[Any]
-    client: Select[Any]
+    user: AnySelect
+    client: AnySelect
 
     def extended(self, extension: AccessExtension) -> AccessQueries:
         return AccessQueries(extension.for_user(self.user), extension.for_client(self.client))
@@ -71,8 +72,8 @@ TENANT_ACCESS = AccessQueries(
 
 
 async def _one_or_refuse(
-    session: AsyncSession, statement: Select[Any], values: dict[str, Any], claims: AccessTokenClaims
-) -> Row[Any]:
+    session: AsyncSession, statement: AnySelect, values: dict[str, Any], claims: AccessTokenClaims
+) -> AnyRow:
     """The access row, or the right refusal. Only the failure path costs a second query: it
     tells a dead token (401) from a caller outside the tenant (404)."""
     row = (await session.execute(statement, values)).one_or_none()

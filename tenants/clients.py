@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import utcnow
@@ -22,7 +22,7 @@ from tenants.caller import TenantCaller
 from tenants.roles import TenantAction
 
 
-def _active_clients_of(tenant_id: uuid.UUID):
+def _active_clients_of(tenant_id: uuid.UUID) -> Select[OAuthClient]:
     return select(OAuthClient).where(
         OAuthClient.owner_tenant_id == tenant_id, OAuthClient.revoked_at.is_(None)
     )

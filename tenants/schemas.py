@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from backend.core.schemas import RequestBody
 from backend.core.text import NAME_PATTERN, strip_surrounding_space
 from backend.identity.models import ClientRole
 from backend.identity.schemas import UserRead
@@ -34,12 +35,12 @@ TenantName = Annotated[
 TenantSlug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(RequestBody):
     name: TenantName
     slug: TenantSlug = Field(description="3 to 63 lower-case letters, digits and inner hyphens.")
 
 
-class TenantUpdate(BaseModel):
+class TenantUpdate(RequestBody):
     name: TenantName | None = None
     slug: TenantSlug | None = None
 
@@ -63,11 +64,11 @@ class MemberOut(BaseModel):
     created_at: datetime = Field(description="When the user joined the tenant.")
 
 
-class MemberRoleUpdate(BaseModel):
+class MemberRoleUpdate(RequestBody):
     role: TenantRole
 
 
-class ServiceClientCreate(BaseModel):
+class ServiceClientCreate(RequestBody):
     name: TenantName
     role: ClientRole
 

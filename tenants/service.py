@@ -27,6 +27,7 @@ from backend.core.conditional import (
 )
 from backend.core.errors import Conflict, Forbidden, NotFound
 from backend.core.pagination import PageRequest, fetch_page
+from backend.core.statements import AnySelect
 from backend.identity.audit import record_platform_audit
 from backend.identity.models import User
 from tenants.access import TENANT_NOT_FOUND
@@ -192,7 +193,7 @@ async def set_tenant_status(
     return tenant
 
 
-def _member_statement():
+def _member_statement() -> AnySelect:
     return select(
         Membership.user_id, User.email, User.full_name, Membership.role, Membership.created_at
     ).join(User, User.id == Membership.user_id)

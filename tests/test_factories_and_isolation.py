@@ -51,7 +51,7 @@ async def test_new_rows_take_the_context_tenant_and_cannot_move(
     first, second = two_tenants_with_projects
     second_id = second.id
     await enter_tenant(db, first.id)
-    project = await persist(db, ProjectFactory())
+    project = await persist(db, ProjectFactory(tenant_id=None))  # the context fills it in
     assert project.tenant_id == first.id
     project.tenant_id = second_id
     with pytest.raises(TenantMismatch):

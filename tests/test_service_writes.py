@@ -34,7 +34,7 @@ from tenants.isolation import enter_tenant
 from tenants.models import AuditEvent, Tenant, TenantStatus
 from tenants.roles import ProjectRole, TenantRole
 from tests.factories import UserFactory, persist
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 SERVICE_MODULES = (
     "tenants.service",

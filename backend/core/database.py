@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 import asyncpg
 from fastapi import Depends, Request
@@ -160,7 +160,7 @@ class SettingsAtBeginConnection(asyncpg.Connection):
         return await super().execute(query, *args, **options)
 
 
-def _queues_sql_at_begin(driver: Any) -> bool:
+def _queues_sql_at_begin(driver: object) -> TypeGuard[SettingsAtBeginConnection]:
     # Not isinstance: asyncpg's connection metaclass answers True for any asyncpg connection.
     return SettingsAtBeginConnection in type(driver).__mro__
 
@@ -265,7 +265,8 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 
 
 def get_database(request: Request) -> Database:
-    return request.app.state.database
+    database: Database = request.app.state.database
+    return database
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:

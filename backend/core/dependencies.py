@@ -11,11 +11,13 @@ from backend.core.mail import Mailer
 
 
 async def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def _mailer(request: Request) -> Mailer:
-    return request.app.state.mailer
+    mailer: Mailer = request.app.state.mailer
+    return mailer
 
 
 AppSettings = Annotated[Settings, Depends(_settings)]

@@ -13,11 +13,12 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from backend.core.errors import BadRequest
+from backend.core.statements import AnySelect
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -85,13 +86,13 @@ Pagination = Annotated[PageRequest, Depends(_page_request)]
 
 
 def _paginate(
-    statement: Select[Any],
+    statement: AnySelect,
     created_at: InstrumentedAttribute[datetime],
     row_id: InstrumentedAttribute[Any],
     page: PageRequest,
     *,
     newest_first: bool = False,
-) -> Select[Any]:
+) -> AnySelect:
     """Order by `(created_at, id)` after the cursor, with one extra row to tell if more exist."""
     if page.after is not None:
         after_created, after_text = page.after
@@ -133,7 +134,7 @@ def _page_of(
 
 async def fetch_page(
     session: AsyncSession,
-    statement: Select[Any],
+    statement: AnySelect,
     created_at: InstrumentedAttribute[datetime],
     row_id: InstrumentedAttribute[Any],
     page: PageRequest,

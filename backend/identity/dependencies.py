@@ -23,7 +23,8 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl="/oauth/token", auto_error=False)
 
 
 async def get_key_ring(request: Request) -> KeyRing:
-    return request.app.state.key_ring
+    key_ring: KeyRing = request.app.state.key_ring
+    return key_ring
 
 
 AppKeyRing = Annotated[KeyRing, Depends(get_key_ring)]
@@ -65,7 +66,8 @@ CurrentUser = Annotated[User, Depends(_current_user)]
 
 
 async def _passwords(request: Request) -> Passwords:
-    return request.app.state.passwords
+    passwords: Passwords = request.app.state.passwords
+    return passwords
 
 
 AppPasswords = Annotated[Passwords, Depends(_passwords)]

@@ -49,12 +49,14 @@ def load_private_keys(raw: str) -> list[ECKey | OKPKey]:
         keys = [_import_pem(block) for block in _PEM_BLOCK.findall(raw)]
     if not keys:
         raise ValueError("JWT_PRIVATE_KEYS holds no private key")
+    signing_keys: list[ECKey | OKPKey] = []
     for key in keys:
-        if key.key_type not in _ALGORITHM_BY_KEY:
+        if not isinstance(key, ECKey | OKPKey) or key.key_type not in _ALGORITHM_BY_KEY:
             raise ValueError("JWT_PRIVATE_KEYS must hold EC P-256 or Ed25519 keys")
         if not key.kid:
             key.ensure_kid()
-    return keys
+        signing_keys.append(key)
+    return signing_keys
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ class KeyRing:
     def __init__(self, settings: Settings) -> None:
         self.keys = load_private_keys(settings.jwt_private_keys_value())
         self.signing_key = self.keys[0]
-        self.verification_keys = KeySet(self.keys)
+        self.verification_keys = KeySet([*self.keys])
         self.algorithms = sorted({_ALGORITHM_BY_KEY[key.key_type] for key in self.keys})
         self.issuer = settings.issuer
         self.audience = settings.issuer

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import asyncio
 from functools import lru_cache
+from typing import TypedDict
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from backend.core.config import Environment, Settings
 
-OWASP_ARGON2ID = {"time_cost": 2, "memory_cost": 19_456, "parallelism": 1}
-TEST_ARGON2ID = {"time_cost": 1, "memory_cost": 1_024, "parallelism": 1}
+
+class Argon2Parameters(TypedDict):
+    time_cost: int
+    memory_cost: int
+    parallelism: int
+
+
+OWASP_ARGON2ID: Argon2Parameters = {"time_cost": 2, "memory_cost": 19_456, "parallelism": 1}
+TEST_ARGON2ID: Argon2Parameters = {"time_cost": 1, "memory_cost": 1_024, "parallelism": 1}
 
 
 @lru_cache

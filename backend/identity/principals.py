@@ -60,7 +60,7 @@ def _not_revoked() -> ColumnElement[bool]:
 
 # The active user behind a token, or no row: deactivated, logged out everywhere, the token
 # revoked, or its sign-in session (refresh-token family, `sid`) ended.
-USER_PRINCIPAL: Select[tuple[User]] = select(User).where(
+USER_PRINCIPAL: Select[User] = select(User).where(
     User.id == bindparam("principal_user_id"),
     User.is_active.is_(True),
     or_(
@@ -75,7 +75,7 @@ USER_PRINCIPAL: Select[tuple[User]] = select(User).where(
 )
 
 # The unrevoked service client behind a token, in the one tenant it acts for.
-CLIENT_PRINCIPAL: Select[tuple[OAuthClient]] = select(OAuthClient).where(
+CLIENT_PRINCIPAL: Select[OAuthClient] = select(OAuthClient).where(
     OAuthClient.client_id == bindparam("principal_client_id"),
     OAuthClient.revoked_at.is_(None),
     OAuthClient.owner_tenant_id == bindparam("principal_tenant_id"),

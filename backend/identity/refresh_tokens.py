@@ -49,7 +49,7 @@ def new_refresh_token(
     )
 
 
-def find_refresh_token(raw_token: str) -> Select[tuple[RefreshToken]]:
+def find_refresh_token(raw_token: str) -> Select[RefreshToken]:
     return select(RefreshToken).where(RefreshToken.token_hash == hash_token(raw_token))
 
 

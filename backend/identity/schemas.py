@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
+from backend.core.schemas import RequestBody
 from backend.identity.password_policy import MAX_LENGTH, MIN_LENGTH, check_password
 
 # The lengths are in the schema; the common-password list is checked by the validator alone.
@@ -28,13 +29,7 @@ FullName = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 OneTimeTokenValue = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class _Body(BaseModel):
-    # Unknown fields are refused rather than ignored: `{"email": ...}` in a PATCH must not look
-    # as if it had worked.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-
-class SignUp(_Body):
+class SignUp(RequestBody):
     email: EmailStr
     password: NewPassword
     full_name: FullName = ""
@@ -51,24 +46,24 @@ class UserRead(BaseModel):
     created_at: datetime
 
 
-class UserUpdate(_Body):
+class UserUpdate(RequestBody):
     full_name: FullName | None = None
 
 
-class EmailVerification(_Body):
+class EmailVerification(RequestBody):
     token: OneTimeTokenValue
 
 
-class PasswordResetRequest(_Body):
+class PasswordResetRequest(RequestBody):
     email: EmailStr
 
 
-class PasswordResetConfirmation(_Body):
+class PasswordResetConfirmation(RequestBody):
     token: OneTimeTokenValue
     new_password: NewPassword
 
 
-class PasswordChange(_Body):
+class PasswordChange(RequestBody):
     current_password: GivenPassword
     new_password: NewPassword
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.statements import AnySelect
 from backend.identity.models import User
 from backend.invitations.models import Invitation
 from backend.projects.models import Project
@@ -33,7 +33,7 @@ class InvitationDetails:
         return (self.inviter.full_name or self.inviter.email) if self.inviter else None
 
 
-def _details_statement() -> Select[Any]:
+def _details_statement() -> AnySelect:
     return (
         select(Invitation, Tenant, Project, User)
         .join(Tenant, Tenant.id == Invitation.tenant_id)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
+from backend.core.schemas import RequestBody
 from backend.core.text import NAME_PATTERN, strip_surrounding_space
 from backend.identity.schemas import NewPassword
 from backend.invitations.models import InvitationStatus
@@ -20,10 +21,6 @@ AccepterName = Annotated[
     Field(min_length=1, max_length=200, pattern=NAME_PATTERN),
     AfterValidator(strip_surrounding_space),
 ]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _project_fields_schema(schema: dict[str, Any]) -> None:
@@ -58,7 +55,7 @@ def _project_fields_schema(schema: dict[str, Any]) -> None:
     }
 
 
-class TenantInvitationCreate(_Body):
+class TenantInvitationCreate(RequestBody):
     """An invitation into the tenant, optionally straight into one of its projects."""
 
     model_config = ConfigDict(json_schema_extra=_project_fields_schema)
@@ -77,7 +74,7 @@ class TenantInvitationCreate(_Body):
         return self
 
 
-class ProjectInvitationCreate(_Body):
+class ProjectInvitationCreate(RequestBody):
     """The project owner's way: the tenant role follows from the project role."""
 
     email: EmailStr
@@ -125,11 +122,11 @@ class InvitationPreview(BaseModel):
     expires_at: datetime
 
 
-class InvitationAccept(_Body):
+class InvitationAccept(RequestBody):
     token: InvitationToken
 
 
-class InvitationAcceptNewUser(_Body):
+class InvitationAcceptNewUser(RequestBody):
     token: InvitationToken
     password: NewPassword
     full_name: AccepterName

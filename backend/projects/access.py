@@ -13,11 +13,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, null, select
+from sqlalchemy import ColumnElement, and_, bindparam, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
 from backend.core.errors import Forbidden, NotFound
+from backend.core.statements import AnySelect
 from backend.identity.keys import AccessTokenClaims
 from backend.identity.models import User
 from backend.projects.models import Project, ProjectMember
@@ -68,18 +69,18 @@ def _as_project_caller(
 class _ProjectLookup:
     """Adds the project and the user's project role (NULL for clients) to the access query."""
 
-    def _with_project(self, statement: Select[Any]) -> Select[Any]:
+    def _with_project(self, statement: AnySelect) -> AnySelect:
         on_project = and_(Project.tenant_id == Tenant.id, Project.id == bindparam("project_id"))
         return statement.add_columns(Project).outerjoin(Project, on_project)
 
-    def for_user(self, statement: Select[Any]) -> Select[Any]:
+    def for_user(self, statement: AnySelect) -> AnySelect:
         return (
             self._with_project(statement)
             .add_columns(ProjectMember.role)
             .outerjoin(ProjectMember, membership_of(User.id))
         )
 
-    def for_client(self, statement: Select[Any]) -> Select[Any]:
+    def for_client(self, statement: AnySelect) -> AnySelect:
         return self._with_project(statement).add_columns(null())
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from backend.core.schemas import RequestBody
 from backend.core.text import NAME_PATTERN, TEXT_PATTERN, strip_surrounding_space
 from backend.projects.models import TaskStatus
 from tenants.roles import ProjectRole
@@ -25,12 +26,12 @@ Title = Annotated[
 Description = Annotated[str, Field(max_length=20_000, pattern=TEXT_PATTERN)]
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(RequestBody):
     name: Name
     description: Description = ""
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(RequestBody):
     name: Name | None = None
     description: Description | None = None
 
@@ -55,11 +56,11 @@ class ProjectMemberOut(BaseModel):
     created_at: datetime = Field(description="When the user joined the project.")
 
 
-class ProjectMemberPut(BaseModel):
+class ProjectMemberPut(RequestBody):
     role: ProjectRole
 
 
-class TaskCreate(BaseModel):
+class TaskCreate(RequestBody):
     title: Title
     description: Description = ""
     status: TaskStatus = TaskStatus.TODO
@@ -68,7 +69,7 @@ class TaskCreate(BaseModel):
     )
 
 
-class TaskUpdate(BaseModel):
+class TaskUpdate(RequestBody):
     """Only the fields sent change; `"assignee_id": null` unassigns."""
 
     title: Title | None = None

@@ -25,6 +25,7 @@ from backend.core.conditional import (
 )
 from backend.core.errors import NotFound
 from backend.core.pagination import PageRequest, fetch_page
+from backend.core.statements import AnySelect
 from backend.identity.models import User
 from backend.projects.access import ProjectCaller, membership_of
 from backend.projects.models import Project, ProjectMember, Task
@@ -87,6 +88,7 @@ async def list_projects(
     session: AsyncSession, caller: TenantCaller, page: PageRequest
 ) -> tuple[list[ProjectOut], str | None]:
     """The projects the caller can see, with the caller's effective role on each."""
+    statement: AnySelect
     if caller.is_service_client:
         statement = select(Project, null())
     else:
@@ -145,7 +147,7 @@ async def delete_project(
     await delete_at_version(session, Project, where, project.version, precondition)
 
 
-def _member_statement(project_id: uuid.UUID):
+def _member_statement(project_id: uuid.UUID) -> AnySelect:
     return (
         select(
             ProjectMember.user_id,

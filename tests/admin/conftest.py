@@ -10,22 +10,18 @@ A platform superuser, root@example.com.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.database import utcnow
 from backend.invitations.models import Invitation
-from backend.invitations.tokens import issue_token
 from backend.projects.models import Project
 from tenants.roles import ProjectRole, TenantRole
-from tests.factories import DEFAULT_PASSWORD, UserFactory, persist
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.factories import DEFAULT_PASSWORD, InvitationFactory, UserFactory, persist
+from tests.world import TenantWorld, build_tenant
 
 ORIGIN = "https://testserver"
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([0-9a-f]+)">')
@@ -89,16 +85,8 @@ class AdminWorld:
 async def add_invitation(
     db: AsyncSession, world: TenantWorld, email: str, role: TenantRole = TenantRole.MEMBER
 ) -> Invitation:
-    invitation = Invitation(
-        id=uuid.uuid4(),
-        tenant_id=world.id,
-        email=email,
-        role=role,
-        token_hash=issue_token(world.id).hash,
-        invited_by=next(iter(world.users.values())).id,
-        expires_at=utcnow() + timedelta(days=7),
-        created_at=utcnow(),
-    )
+    inviter = next(iter(world.users.values()))
+    invitation = InvitationFactory(tenant=world.tenant, email=email, inviter=inviter, role=role)
     await persist(db, invitation)
     return invitation
 

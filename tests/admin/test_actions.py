@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.database import utcnow
-from backend.core.secrets import hash_token
 from backend.identity.models import PlatformAuditEvent, RefreshToken, User
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.projects.models import Project, ProjectMember, Task
@@ -21,7 +18,7 @@ from tenants.roles import TenantRole
 from tests.admin.conftest import AdminBrowser, AdminWorld, add_invitation
 from tests.auth import bearer
 from tests.cross_tenant import cross_tenant
-from tests.factories import persist
+from tests.factories import RefreshTokenFactory, persist
 from tests.harness.smtp import Mailbox
 
 
@@ -96,14 +93,7 @@ async def test_revoking_a_users_sessions_ends_their_tokens(
     db: AsyncSession,
 ) -> None:
     olive = world.acme.users["olive"]
-    token = RefreshToken(
-        id=uuid.uuid4(),
-        token_hash=hash_token("olive's refresh"),
-        family_id=uuid.uuid4(),
-        user_id=olive.id,
-        client_id=app.state.settings.default_client_id,
-        expires_at=utcnow() + timedelta(days=1),
-    )
+    token = RefreshTokenFactory(user=olive, client_id=app.state.settings.default_client_id)
     await persist(db, token)
     headers = bearer(app, olive)
     root = await signed_in(browser_client, "root@example.com")

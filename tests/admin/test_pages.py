@@ -4,8 +4,6 @@ no page or export ever shows a hash or a secret."""
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import timedelta
 
 import pytest
 from sqladmin.helpers import get_object_identifier
@@ -15,16 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.base import SECRET_COLUMNS, AdminView
 from admin.setup import MODEL_VIEWS
 from backend.core.audit import Actor
-from backend.core.database import utcnow
-from backend.core.secrets import hash_token
-from backend.identity.models import ClientRole, PlatformAuditEvent, RefreshToken, User
+from backend.identity.models import ClientRole, User
 from backend.main import create_app
 from tenants.audit import record_audit
 from tenants.isolation import enter_tenant
 from tests.admin.conftest import AdminBrowser, AdminWorld
 from tests.admin.test_tenant_scoping import TENANT_VIEWS
 from tests.cross_tenant import cross_tenant
-from tests.factories import persist
+from tests.factories import PlatformAuditEventFactory, RefreshTokenFactory, persist
 
 VIEWS = {view.identity: view for view in MODEL_VIEWS}
 WRITABLE = ["tenant", "membership", "project", "project-member", "task", "user"]
@@ -36,16 +32,9 @@ async def full_world(world: AdminWorld, db: AsyncSession) -> AdminWorld:
     client = await world.acme.add_client(db, "bot", ClientRole.MEMBER)
     await persist(
         db,
-        RefreshToken(
-            id=uuid.uuid4(),
-            token_hash=hash_token("refresh secret"),
-            family_id=uuid.uuid4(),
-            user_id=world.acme.users["olive"].id,
-            client_id=client.client_id,
-            expires_at=utcnow() + timedelta(days=1),
-        ),
-        PlatformAuditEvent(
-            actor_user_id=world.root.id, action="test", target_type="t", target_id="1", data={}
+        RefreshTokenFactory(user=world.acme.users["olive"], client=client),
+        PlatformAuditEventFactory(
+            actor=world.root, action="test", target_type="t", target_id="1", data={}
         ),
     )
     await enter_tenant(db, world.acme.id)

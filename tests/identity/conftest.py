@@ -14,11 +14,11 @@ from limits.aio.storage import MemoryStorage
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.rate_limit import Throttle
-from backend.core.secrets import hash_token, new_token
+from backend.core.secrets import new_token
 from backend.identity.models import ClientRole, OAuthClient, User
 from backend.identity.passwords import Passwords
 from tests.conftest import BASE_URL
-from tests.factories import DEFAULT_PASSWORD, TenantFactory, UserFactory, persist
+from tests.factories import DEFAULT_PASSWORD, OAuthClientFactory, UserFactory, persist
 
 TOKEN_URL = "/oauth/token"
 
@@ -53,17 +53,16 @@ async def create_service_client(
     tenant_id: uuid.UUID | None = None,
 ) -> tuple[OAuthClient, str]:
     """A confidential client as the tenant API creates it: (row, the secret shown once)."""
-    if tenant_id is None:
-        tenant = await persist(db, TenantFactory())
-        tenant_id = tenant.id
     secret = new_token()
-    row = OAuthClient(
+    owner = {"owner_tenant_id": tenant_id} if tenant_id else {}
+    row = OAuthClientFactory(
+        service=True,
         client_id=f"svc-{uuid.uuid4().hex[:12]}",
-        client_secret_hash=hash_token(secret),
+        secret=secret,
         name="Build robot",
         grant_types=grant_types or ["client_credentials"],
-        owner_tenant_id=tenant_id,
         role=role,
+        **owner,
     )
     await persist(db, row)
     return row, secret

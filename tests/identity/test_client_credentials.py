@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.database import utcnow
 from backend.identity.dependencies import CurrentPrincipal
 from backend.identity.models import ClientRole, OAuthClient
+from tests.factories import OAuthClientFactory, persist
 from tests.identity.conftest import TOKEN_URL, auth, create_service_client, tokens_for
 
 CLIENT_CREDENTIALS = {"grant_type": "client_credentials"}
@@ -76,21 +78,34 @@ async def test_a_wrong_secret_is_invalid_client_with_a_basic_challenge(
     assert form.json()["error"] == "invalid_client"
 
 
-async def test_a_revoked_client_is_unknown(client: httpx.AsyncClient, db: AsyncSession) -> None:
-    row, secret = await create_service_client(db)
-    await db.execute(
-        update(OAuthClient)
-        .where(OAuthClient.client_id == row.client_id)
-        .values(revoked_at=utcnow())
-    )
-    await db.commit()
+@pytest.mark.parametrize(
+    ("client_values", "status", "error"),
+    [
+        pytest.param({"revoked": True}, 401, "invalid_client", id="revoked: unknown"),
+        pytest.param(
+            {"grant_types": ["refresh_token"]}, 400, "unauthorized_client", id="without the grant"
+        ),
+        # Without a tenant and a role, the token would act for nobody.
+        pytest.param(
+            {"owner_tenant_id": None, "role": None}, 400, "unauthorized_client", id="of no tenant"
+        ),
+    ],
+)
+async def test_a_client_that_may_not_use_client_credentials_is_refused(
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    client_values: dict[str, Any],
+    status: int,
+    error: str,
+) -> None:
+    row = await persist(db, OAuthClientFactory(service=True, secret="s3cret", **client_values))
 
     response = await client.post(
-        TOKEN_URL, data=CLIENT_CREDENTIALS, headers=basic(row.client_id, secret)
+        TOKEN_URL, data=CLIENT_CREDENTIALS, headers=basic(row.client_id, "s3cret")
     )
 
-    assert response.status_code == 401
-    assert response.json()["error"] == "invalid_client"
+    assert response.status_code == status
+    assert response.json()["error"] == error
 
 
 async def test_the_public_web_client_cannot_use_client_credentials(
@@ -99,37 +114,6 @@ async def test_the_public_web_client_cannot_use_client_credentials(
     response = await client.post(TOKEN_URL, data={**CLIENT_CREDENTIALS, "client_id": "web"})
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
-
-
-async def test_a_client_without_the_grant_is_unauthorized_client(
-    client: httpx.AsyncClient, db: AsyncSession
-) -> None:
-    row, secret = await create_service_client(db, grant_types=["refresh_token"])
-    response = await client.post(
-        TOKEN_URL, data=CLIENT_CREDENTIALS, headers=basic(row.client_id, secret)
-    )
-    assert response.status_code == 400
-    assert response.json()["error"] == "unauthorized_client"
-
-
-async def test_a_confidential_client_of_no_tenant_cannot_use_client_credentials(
-    client: httpx.AsyncClient, db: AsyncSession, harness_db: AsyncSession
-) -> None:
-    """Without a tenant and a role, the token would act for nobody: refused."""
-    row, secret = await create_service_client(db)
-    await harness_db.execute(
-        update(OAuthClient)
-        .where(OAuthClient.client_id == row.client_id)
-        .values(owner_tenant_id=None, role=None)
-    )
-    await harness_db.commit()
-
-    response = await client.post(
-        TOKEN_URL, data=CLIENT_CREDENTIALS, headers=basic(row.client_id, secret)
-    )
-
-    assert response.status_code == 400
-    assert response.json()["error"] == "unauthorized_client"
 
 
 async def test_service_clients_cannot_use_the_password_grant(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -59,27 +60,31 @@ async def _while_hashing(
     return other
 
 
-async def test_a_request_completes_while_a_sign_in_verifies_a_password(
-    client: httpx.AsyncClient, held: HeldPasswords, user: User
-) -> None:
-    signing_in = asyncio.create_task(sign_in(client, user.email))
+SlowRequest = Callable[[httpx.AsyncClient, User], Awaitable[httpx.Response]]
 
-    other = await _while_hashing(client, held, signing_in)
+
+def _signing_up(client: httpx.AsyncClient, _user: User) -> Awaitable[httpx.Response]:
+    body = {"email": "grace@example.com", "password": "plum tree in rain"}
+    return client.post("/api/v1/users", json=body)
+
+
+@pytest.mark.parametrize(
+    ("slow_request", "status"),
+    [
+        pytest.param(lambda client, user: sign_in(client, user.email), 200, id="sign-in verifies"),
+        pytest.param(_signing_up, 201, id="sign-up hashes"),
+    ],
+)
+async def test_a_request_completes_while_a_password_is_hashed(
+    client: httpx.AsyncClient,
+    held: HeldPasswords,
+    user: User,
+    slow_request: SlowRequest,
+    status: int,
+) -> None:
+    hashing = asyncio.create_task(slow_request(client, user))
+
+    other = await _while_hashing(client, held, hashing)
 
     assert other.status_code == 200
-    assert (await signing_in).status_code == 200
-
-
-async def test_a_request_completes_while_a_sign_up_hashes_a_password(
-    client: httpx.AsyncClient, held: HeldPasswords
-) -> None:
-    signing_up = asyncio.create_task(
-        client.post(
-            "/api/v1/users", json={"email": "grace@example.com", "password": "plum tree in rain"}
-        )
-    )
-
-    other = await _while_hashing(client, held, signing_up)
-
-    assert other.status_code == 200
-    assert (await signing_up).status_code == 201
+    assert (await hashing).status_code == status

@@ -246,21 +246,26 @@ async def test_sign_in_is_throttled_per_account_across_addresses(reconfigured, u
     assert other_account.status_code == 400
 
 
-async def test_production_refuses_plain_http(variant_client, user: User) -> None:
-    async with variant_client(
-        environment=Environment.PRODUCTION, base_url="http://api.example.com"
-    ) as http:
+@pytest.mark.parametrize(
+    ("environment", "base_url", "status", "error"),
+    [
+        (Environment.PRODUCTION, "http://api.example.com", 400, "insecure_transport"),
+        (Environment.DEVELOPMENT, "http://devbox.lan:8000", 200, None),  # a local server
+    ],
+    ids=["production refuses", "development allows"],
+)
+async def test_plain_http(
+    variant_client,
+    user: User,
+    environment: Environment,
+    base_url: str,
+    status: int,
+    error: str | None,
+) -> None:
+    async with variant_client(environment=environment, base_url=base_url) as http:
         response = await sign_in(http, user.email)
-    assert response.status_code == 400
-    assert response.json()["error"] == "insecure_transport"
-
-
-async def test_development_allows_plain_http_for_a_local_server(variant_client, user: User) -> None:
-    async with variant_client(
-        environment=Environment.DEVELOPMENT, base_url="http://devbox.lan:8000"
-    ) as http:
-        response = await sign_in(http, user.email)
-    assert response.status_code == 200
+    assert response.status_code == status
+    assert response.json().get("error") == error
 
 
 @pytest.mark.parametrize("field", ["username", "client_id", "password"])

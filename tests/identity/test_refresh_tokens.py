@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import utcnow
 from backend.core.secrets import hash_token
-from backend.identity.models import OAuthClient, RefreshToken, User
-from tests.factories import persist
+from backend.identity.models import RefreshToken, User
+from tests.factories import OAuthClientFactory, persist
 from tests.identity.conftest import auth, refresh, tokens_for
 
 
@@ -143,10 +143,8 @@ async def test_a_refresh_token_only_works_for_its_client(
 ) -> None:
     await persist(
         db,
-        OAuthClient(
-            client_id="mobile",
-            name="Mobile app",
-            grant_types=["password", "refresh_token"],
+        OAuthClientFactory(
+            client_id="mobile", name="Mobile app", grant_types=["password", "refresh_token"]
         ),
     )
     tokens = await tokens_for(client, user)

@@ -8,9 +8,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.secrets import hash_token, new_token
-from backend.identity.models import OAuthClient, RefreshToken, RevokedAccessToken, User
-from tests.factories import persist
+from backend.core.secrets import new_token
+from backend.identity.models import RefreshToken, RevokedAccessToken, User
+from tests.factories import OAuthClientFactory, persist
 from tests.identity.conftest import auth, create_service_client, refresh, tokens_for
 from tests.identity.test_client_credentials import CLIENT_CREDENTIALS, basic
 
@@ -121,11 +121,8 @@ async def _first_party_resource_server(db: AsyncSession) -> tuple[str, str]:
     secret = new_token()
     await persist(
         db,
-        OAuthClient(
-            client_id="resource-server",
-            client_secret_hash=hash_token(secret),
-            name="Resource server",
-            grant_types=[],
+        OAuthClientFactory(
+            client_id="resource-server", secret=secret, name="Resource server", grant_types=[]
         ),
     )
     return "resource-server", secret

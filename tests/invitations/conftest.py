@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.invitations.helpers import build_acme
-from tests.tenancy.world import TenantWorld
+from tests.world import TenantWorld
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from tenants.isolation import enter_tenant
 from tenants.models import AuditEvent
 from tenants.roles import ProjectRole, TenantRole
 from tests.harness.smtp import Mailbox
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 ACME_PEOPLE = {
     "olive": TenantRole.OWNER,

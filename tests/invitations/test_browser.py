@@ -13,7 +13,7 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory, persist
 from tests.harness.live import LiveServer
 from tests.harness.smtp import Mailbox
 from tests.invitations.helpers import invite, link_in
-from tests.tenancy.world import TenantWorld
+from tests.world import TenantWorld
 
 pytestmark = pytest.mark.browser
 

@@ -22,7 +22,7 @@ from tests.invitations.helpers import (
     link_in,
     token_in,
 )
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 
 async def test_an_owner_invites_by_email_and_only_the_mail_carries_the_token(

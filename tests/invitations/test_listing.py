@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.harness.smtp import Mailbox
 from tests.invitations.helpers import expire, invite, invite_to_project, mailed_token
-from tests.tenancy.world import TenantWorld
+from tests.world import TenantWorld
 
 
 async def test_owners_page_through_every_invitation_with_its_status(

@@ -16,7 +16,7 @@ from backend.core.mail import Mailer, finish_deliveries
 from tests.harness.postgres import free_port
 from tests.harness.smtp import Mailbox
 from tests.invitations.helpers import invite, mailed_token
-from tests.tenancy.world import TenantWorld
+from tests.world import TenantWorld
 
 GRACE = "grace@example.com"
 

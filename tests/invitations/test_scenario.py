@@ -20,7 +20,7 @@ from tests.factories import UserFactory, persist
 from tests.harness.live import LiveServer
 from tests.harness.smtp import Mailbox
 from tests.invitations.helpers import link_in, token_in
-from tests.tenancy.world import build_tenant
+from tests.world import build_tenant
 
 pytestmark = pytest.mark.browser
 

@@ -27,7 +27,7 @@ from tests.invitations.helpers import (
     invite_to_project,
     mailed_token,
 )
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 GRACE = "grace@example.com"
 

@@ -12,7 +12,7 @@ from backend.projects import service
 from tenants import service as tenants_service
 from tenants.roles import ProjectRole, TenantRole
 from tests.factories import UserFactory, persist
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from backend.identity.models import ClientRole
 from backend.projects.models import ProjectMember, Task
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import random_id
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.projects.models import TaskStatus
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import random_id
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 
 @pytest.fixture

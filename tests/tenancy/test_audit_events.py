@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.identity.models import ClientRole
 from tenants.roles import ProjectRole, TenantRole
-from tests.tenancy.world import build_tenant
+from tests.world import build_tenant
 
 
 async def test_changes_are_logged_with_their_actor_newest_first_page_by_page(

@@ -18,7 +18,7 @@ from tenants.models import Membership
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import random_id
 from tests.factories import UserFactory, persist
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 
 @pytest.fixture
@@ -124,17 +124,14 @@ async def test_the_last_owner_can_be_neither_demoted_nor_removed(
     assert "at least one owner" in demoted.json()["detail"]
 
 
+@pytest.mark.parametrize(("who", "other"), [("mia", "vic"), ("vic", "mia")])
 async def test_members_and_viewers_cannot_manage_members(
-    app: FastAPI, client: httpx.AsyncClient, acme: TenantWorld
+    app: FastAPI, client: httpx.AsyncClient, acme: TenantWorld, who: str, other: str
 ) -> None:
-    for who in ("mia", "vic"):
-        headers = acme.headers(app, who)
-        other = "vic" if who == "mia" else "mia"
-        patched = await client.patch(
-            member_url(acme, other), json={"role": "viewer"}, headers=headers
-        )
-        removed = await client.delete(member_url(acme, other), headers=headers)
-        assert (patched.status_code, removed.status_code) == (403, 403), who
+    headers = acme.headers(app, who)
+    patched = await client.patch(member_url(acme, other), json={"role": "viewer"}, headers=headers)
+    removed = await client.delete(member_url(acme, other), headers=headers)
+    assert (patched.status_code, removed.status_code) == (403, 403)
 
 
 @pytest.mark.parametrize("who", ["adam", "mia", "vic"])

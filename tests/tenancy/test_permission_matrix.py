@@ -17,8 +17,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.secrets import hash_token
 from backend.identity.models import ClientRole, OAuthClient
+from tenants.models import Tenant
 from tenants.roles import (
     CLIENT_PROJECT_ROLE,
     PROJECT_PERMISSIONS,
@@ -34,6 +34,7 @@ from tenants.roles import (
 from tests.auth import bearer, client_bearer
 from tests.factories import (
     MembershipFactory,
+    OAuthClientFactory,
     ProjectFactory,
     ProjectMemberFactory,
     TaskFactory,
@@ -150,11 +151,11 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
     target, newcomer = UserFactory(), UserFactory()
     await persist(db, *people.values(), target, newcomer, tenant, elsewhere)
     clients = {
-        caller.name: _service_client(tenant.id, caller.tenant_role)
+        caller.name: _service_client(tenant, caller.tenant_role)
         for caller in CALLERS
         if caller.is_client
     }
-    doomed = _service_client(tenant.id, TenantRole.MEMBER)
+    doomed = _service_client(tenant, TenantRole.MEMBER)
     await persist(db, *clients.values(), doomed)
 
     memberships = [
@@ -203,14 +204,9 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
     return Arranged(ids, headers)
 
 
-def _service_client(tenant_id: uuid.UUID, role: TenantRole | None) -> OAuthClient:
-    return OAuthClient(
-        client_id=f"svc-{uuid.uuid4().hex}",
-        client_secret_hash=hash_token("secret"),
-        name="robot",
-        grant_types=["client_credentials"],
-        owner_tenant_id=tenant_id,
-        role=ClientRole(role),
+def _service_client(tenant: Tenant, role: TenantRole | None) -> OAuthClient:
+    return OAuthClientFactory(
+        service=True, name="robot", owner_tenant=tenant, role=ClientRole(role)
     )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_e
 
 from tenants.roles import ProjectRole, TenantRole
 from tests.conftest import DatabaseUrls
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 pytestmark = pytest.mark.postgres_only
 

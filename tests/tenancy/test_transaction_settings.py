@@ -22,7 +22,7 @@ from backend.core.config import Settings
 from backend.core.database import Database
 from tenants.isolation import enter_tenant
 from tenants.roles import ProjectRole, TenantRole
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 pytestmark = pytest.mark.postgres_only
 

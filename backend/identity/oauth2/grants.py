@@ -47,9 +47,10 @@ class _IssuesOurTokens:
         expires_in: int | None = None,
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
-        return self.server.issue_tokens(
+        tokens: dict[str, Any] = self.server.issue_tokens(
             self.request, user=user, include_refresh_token=include_refresh_token
         )
+        return tokens
 
 
 class PasswordGrant(_IssuesOurTokens, ResourceOwnerPasswordCredentialsGrant):
@@ -87,7 +88,7 @@ class RefreshGrant(_IssuesOurTokens, RefreshTokenGrant):
         return RefreshCredential(row)
 
     def authenticate_user(self, refresh_token: RefreshCredential) -> User:
-        user = self.server.context.session.get(User, refresh_token.row.user_id)
+        user: User | None = self.server.context.session.get(User, refresh_token.row.user_id)
         if user is None or not user.is_active:
             raise InvalidGrantError(INVALID_REFRESH_TOKEN)
         return user

@@ -140,7 +140,8 @@ class IdentityServer(AuthorizationServer):
             or error.get_error_description()
             or DEFAULT_DESCRIPTIONS.get(error.error or "", "")
         )
-        return super().handle_error_response(request, error)
+        response: JSONResponse = super().handle_error_response(request, error)
+        return response
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Authlib's hook for framework signals; nothing listens here."""

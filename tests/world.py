@@ -1,4 +1,5 @@
-"""Arranging tenants for the tenancy and project tests: people, roles, projects, tasks, clients.
+"""Arranging tenants: people, roles, projects, tasks and service clients (the tenancy, projects,
+invitations and admin tests start from it).
 
 world = await build_tenant(db, "acme", members={"ada": TenantRole.OWNER})
 project = await world.add_project(db, "Launch", members={"ada": ProjectRole.OWNER})
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.secrets import hash_token
 from backend.identity.models import ClientRole, OAuthClient, User
 from backend.projects.models import Project, Task
 from tenants.models import Tenant
@@ -21,6 +21,7 @@ from tenants.roles import ProjectRole, TenantRole
 from tests.auth import bearer, client_bearer
 from tests.factories import (
     MembershipFactory,
+    OAuthClientFactory,
     ProjectFactory,
     ProjectMemberFactory,
     TaskFactory,
@@ -61,12 +62,11 @@ class TenantWorld:
         return user
 
     async def add_client(self, db: AsyncSession, name: str, role: ClientRole) -> OAuthClient:
-        client = OAuthClient(
+        client = OAuthClientFactory(
+            service=True,
             client_id=f"{name}-{uuid.uuid4()}",
-            client_secret_hash=hash_token("secret"),
             name=name,
-            grant_types=["client_credentials"],
-            owner_tenant_id=self.id,
+            owner_tenant=self.tenant,
             role=role,
         )
         await persist(db, client)
