@@ -167,7 +167,8 @@ def _is_fastapi_validation_error(response: dict[str, Any] | None) -> bool:
     if response is None:
         return False
     content = response.get("content", {}).get("application/json", {})
-    return content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError")
+    reference: str = content.get("schema", {}).get("$ref", "")
+    return reference.endswith("/HTTPValidationError")
 
 
 def install_openapi(app: FastAPI) -> None:

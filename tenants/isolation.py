@@ -46,6 +46,7 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.sql.selectable import FromClause
 
 from backend.core.database import (
     AppSession,
@@ -165,7 +166,7 @@ class CrossTenantRead:
     the same query on an alias of the table that the ORM filter lets through.
     """
 
-    def __init__(self, function: str, table: Table, by: str, columns: tuple[str, ...]) -> None:
+    def __init__(self, function: str, table: FromClause, by: str, columns: tuple[str, ...]) -> None:
         self.function = function
         self.table = table
         self.by = by

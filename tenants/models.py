@@ -54,7 +54,7 @@ USER_TENANTS = CrossTenantRead(
     "user_tenants",
     Membership.__table__,
     by="user_id",
-    columns=("tenant_id", "role"),  # type: ignore[arg-type]
+    columns=("tenant_id", "role"),
 )
 
 

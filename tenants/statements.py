@@ -53,10 +53,10 @@ class UnscopableStatement(RuntimeError):
 
 
 _trusted_aliases: set[int] = set()
-_trusted_keepalive: list[Alias] = []
+_trusted_keepalive: list[FromClause] = []
 
 
-def trust_alias(alias: Alias) -> None:
+def trust_alias(alias: FromClause) -> None:
     """Let `alias` through unfiltered: the SQLite form of a cross-tenant read (isolation)."""
     _trusted_aliases.add(id(alias))
     _trusted_keepalive.append(alias)
@@ -239,7 +239,7 @@ def scope_insert(statement: Insert, parameters: Any, tenant_id: uuid.UUID) -> tu
                     raise TenantMismatch("a multi-row INSERT must name the context's tenant")
                 _checked_row(row, tenant_id)
         return statement, parameters
-    values = statement._values or {}
+    values: Mapping[Any, Any] = statement._values or {}
     stated = TENANT_COLUMN in _named(values)
     if stated:
         _checked_row(values, tenant_id)

@@ -248,6 +248,23 @@ class Database:
             settings,
             statement_timeout_ms=settings.database_statement_timeout_ms,
         )
+        owner_url = settings.migrations_database_url or settings.database_url
+        if settings.is_sqlite or owner_url == settings.database_url:
+            return cls(engine, make_session_factory(engine))
+        owner = create_engine(
+            owner_url,
+            settings,
+            pool_size=OWNER_POOL_SIZE,
+            statement_timeout_ms=settings.database_statement_timeout_ms,
+        )
+        reads = make_session_factory(owner.execution_options(postgresql_readonly=True))
+        return cls(engine, make_session_factory(engine), owner, reads)
+
+    @classmethod
+    def as_owner(cls, settings: Settings) -> Database:
+        """The schema owner's connection (MIGRATIONS_DATABASE_URL), for what the app role may
+        not do: bootstrap and `create-superuser`."""
+        engine = create_engine(settings.migrations_database_url or settings.database_url, settings)
         return cls(engine, make_session_factory(engine))
 
     @property

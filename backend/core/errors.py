@@ -175,7 +175,8 @@ def allowed_methods(request: Request) -> list[str]:
     state = request.app.state
     if getattr(state, "methods_by_path", None) is None:
         state.methods_by_path = _MethodsByPath(request.app.routes)
-    return state.methods_by_path.allowed(request.scope)
+    allowed: list[str] = state.methods_by_path.allowed(request.scope)
+    return allowed
 
 
 class _MethodsByPath:
@@ -233,7 +234,8 @@ _NETWORK_ERRNOS = frozenset(
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """The exception, what it wraps (`orig`, cause, context) and the members of a group."""
-    pending, seen = [exc], set()
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
     while pending and len(seen) < 32:
         current = pending.pop()
         if id(current) in seen:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from limits.aio.storage import MemoryStorage, MovingWindowSupport, SlidingWindowCounterSupport
 from limits.aio.storage import Storage as LimitsStorage
@@ -112,4 +112,5 @@ def throttle_storage(settings: Settings) -> LimitsStorage:
         connect_timeout=timeout,
         stream_timeout=timeout,
     )
-    return RedisWithMemoryFallback(redis)
+    # An `async+` URL gives an asyncio storage; `limits` types the factory for both kinds.
+    return RedisWithMemoryFallback(cast(LimitsStorage, redis))

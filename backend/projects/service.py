@@ -240,7 +240,7 @@ async def _put_member(
     if existing is None:
         member = ProjectMember(project_id=project_id, user_id=user_id, role=role)
         session.add(member)
-        data = {"project_id": str(project_id), "role": role.value}
+        data: dict[str, Any] = {"project_id": str(project_id), "role": role.value}
         record_audit(session, actor, "project_member.added", "user", user_id, data)
     elif existing.role is not role:
         data = {

@@ -167,8 +167,10 @@ async def token(request: Request) -> Response:
     openapi_extra=_form_body(
         {"token": "the token", "token_type_hint": TOKEN_TYPE_HINTS}, ["token"]
     ),
-    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}}
-    | oauth_errors(400, 401),
+    responses={
+        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+        **oauth_errors(400, 401),
+    },
 )
 async def revoke(request: Request) -> Response:
     return await _endpoint_response(request, "revocation")
