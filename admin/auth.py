@@ -31,7 +31,7 @@ from backend.core.database import Database
 from backend.core.dependencies import client_address
 from backend.identity.bootstrap import normalise_email
 from backend.identity.models import User
-from backend.identity.service import count_sign_in_attempt, verify_credentials
+from backend.identity.service import verify_credentials
 from tenants import service as tenant_service
 from tenants.isolation import enter_tenant
 from tenants.models import Membership, Tenant, TenantStatus
@@ -51,7 +51,7 @@ REFUSED = (
     "Your account is neither, so it cannot sign in here."
 )
 DEACTIVATED = "This account is deactivated."
-THROTTLED = "Too many sign-in attempts. Try again in {seconds} seconds."
+THROTTLED = "Too many failed sign-in attempts. Try again in {seconds} seconds."
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -196,14 +196,16 @@ class AdminAuth(AuthenticationBackend):
         form = await request.form()
         email = normalise_email(str(form.get("username", "")))
         state = self.main_app.state
-        wait = await count_sign_in_attempt(state.login_throttle, email, client_address(request))
-        if wait:
+        attempt = await state.sign_in_throttle.begin(email, client_address(request))
+        if attempt.retry_after is not None:
+            wait = attempt.retry_after
             message = THROTTLED.format(seconds=wait)
             return await self.login_page(request, message, 429, {"Retry-After": str(wait)})
         async with state.database.session_factory() as session:
             user = await self._verified_user(session, email, str(form.get("password", "")))
             if user is None:
                 return False  # SQLAdmin's "Invalid credentials.", whether or not the email exists
+            await attempt.succeeded()
             if not user.is_active:
                 return await self.login_page(request, DEACTIVATED, 403)
             tenants = [] if user.is_superuser else await eligible_tenants(session, user.id)

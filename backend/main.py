@@ -22,6 +22,7 @@ from backend.core.rate_limit import Throttle
 from backend.identity.keys import KeyRing
 from backend.identity.passwords import Passwords
 from backend.identity.router import router as identity_router
+from backend.identity.sign_in_throttle import SignInThrottle
 from backend.invitations import pages as invitation_pages
 from backend.invitations import router as invitations
 from backend.projects.router import router as projects_router
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.passwords = Passwords(settings)
     app.state.mailer = Mailer(settings)
     app.state.login_throttle = Throttle.from_settings(settings.login_rate_limit, settings)
+    app.state.sign_in_throttle = SignInThrottle.from_settings(settings)
 
     install_error_handlers(app)
     if settings.cors_origins:

@@ -103,6 +103,7 @@ def settings(database_urls: DatabaseUrls, smtp_server: SmtpServer) -> Settings:
         smtp_host="127.0.0.1",
         smtp_port=smtp_server.port,
         login_rate_limit="1000/minute",
+        login_account_failure_budget="1000/hour",
     )
 
 

@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -70,7 +71,10 @@ class Settings(BaseSettings):
     bootstrap_admin_password: SecretStr | None = None
     default_client_id: str = "web"
 
+    # Failed sign-ins per client address; past LOGIN_ACCOUNT_FAILURE_BUDGET failures an account
+    # takes further attempts only from addresses it signed in from lately (README).
     login_rate_limit: str = "10/minute"
+    login_account_failure_budget: str = "50/hour"
     redis_url: str | None = None
     allow_signup: bool = True
 
@@ -82,6 +86,14 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("login_rate_limit", "login_account_failure_budget")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        parse_rate_limit(
+            value
+        )  # "10/minute", "50/hour": a typo fails at start-up, not at the first sign-in
         return value
 
     @field_validator("database_app_role")

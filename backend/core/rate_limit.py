@@ -13,6 +13,13 @@ from limits.storage import storage_from_string
 from backend.core.config import Settings
 
 
+def limits_storage(settings: Settings) -> Storage:
+    """The counters' store: this process's memory, or Redis shared by every worker."""
+    if settings.redis_url:
+        return storage_from_string(f"async+{settings.redis_url}")
+    return MemoryStorage()
+
+
 class Throttle:
     def __init__(self, limit: str, storage: Storage) -> None:
         self.item: RateLimitItem = parse(limit)
@@ -20,12 +27,7 @@ class Throttle:
 
     @classmethod
     def from_settings(cls, limit: str, settings: Settings) -> Throttle:
-        storage = (
-            storage_from_string(f"async+{settings.redis_url}")
-            if settings.redis_url
-            else MemoryStorage()
-        )
-        return cls(limit, storage)
+        return cls(limit, limits_storage(settings))
 
     async def hit(self, *keys: str) -> int | None:
         """Count one attempt against every key; the seconds to wait if any key is over its limit."""

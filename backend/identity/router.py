@@ -25,6 +25,7 @@ from backend.identity.schemas import (
     SignUp,
     UserRead,
 )
+from backend.identity.sign_in_throttle import SignInThrottle
 
 users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -95,11 +96,10 @@ async def change_password(
     passwords: AppPasswords,
 ) -> Response:
     """Needs the current password; ends every other sign-in session (this one stays)."""
-    # The same budget as sign-in, so that a stolen access token cannot guess passwords faster.
-    throttle = request.app.state.login_throttle
-    _refuse_when_throttled(
-        await service.count_sign_in_attempt(throttle, user.email, client_address(request))
-    )
+    # Counted like a sign-in, so that a stolen access token cannot guess passwords faster.
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    attempt = await throttle.begin(user.email, client_address(request))
+    _refuse_when_throttled(attempt.retry_after)
     await service.change_password(
         session,
         passwords,
@@ -108,6 +108,7 @@ async def change_password(
         data.new_password,
         keep_session=_session_id(principal.claims.session_id),
     )
+    await attempt.succeeded()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -17,7 +17,6 @@ from backend.core.config import Settings
 from backend.core.database import utcnow
 from backend.core.errors import BadRequest, Conflict
 from backend.core.mail import Mailer, render_mail
-from backend.core.rate_limit import Throttle
 from backend.identity import one_time_tokens, refresh_tokens
 from backend.identity.bootstrap import normalise_email
 from backend.identity.models import OneTimePurpose, User
@@ -177,15 +176,3 @@ async def _user_of_token(session: AsyncSession, token: str, purpose: OneTimePurp
 
 def _link(settings: Settings, path: str, token: str) -> str:
     return f"{settings.public_base_url}{path}?{urlencode({'token': token})}"
-
-
-async def count_sign_in_attempt(throttle: Throttle, email: str, client_address: str) -> int | None:
-    """Count one password attempt against the account and the client address.
-
-    The token endpoint, the password change, the admin sign-in and the invitation page share
-    this one budget, so that no door guesses faster than another. Returns the seconds to wait
-    when over the limit.
-    """
-    return await throttle.hit(
-        f"login:account:{normalise_email(email)}", f"login:ip:{client_address}"
-    )

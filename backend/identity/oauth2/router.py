@@ -17,7 +17,7 @@ from backend.identity import refresh_tokens
 from backend.identity.dependencies import AppKeyRing
 from backend.identity.oauth2.grants import SECRET_AUTH_METHODS
 from backend.identity.oauth2.server import FormRequest, IdentityServer, OAuthContext
-from backend.identity.service import count_sign_in_attempt
+from backend.identity.sign_in_throttle import SignInThrottle
 
 router = APIRouter(tags=["oauth2"])
 
@@ -98,16 +98,11 @@ async def _revoke_family_now(database: Database, family_id: uuid.UUID) -> None:
         await session.execute(refresh_tokens.revoke_family(family_id))
 
 
-async def _throttled(request: Request, username: str) -> JSONResponse | None:
-    """Per account and per client address, counted before any password is checked."""
-    throttle = request.app.state.login_throttle
-    wait = await count_sign_in_attempt(throttle, username, client_address(request))
-    if wait is None:
-        return None
+def _throttled(wait: int) -> JSONResponse:
     return oauth_error(
         429,
         "temporarily_unavailable",
-        "Too many sign-in attempts; retry later.",
+        "Too many failed sign-in attempts; retry later.",
         headers={"Retry-After": str(wait)},
     )
 
@@ -134,11 +129,17 @@ async def token(request: Request) -> Response:
     grant_type = form.get("grant_type")
     if not grant_type:
         return oauth_error(400, "invalid_request", "Missing 'grant_type' in request.")
-    if grant_type == "password":
-        throttled = await _throttled(request, form.get("username", ""))
-        if throttled is not None:
-            return throttled
-    return await _run(request, form, lambda server, req: server.create_token_response(req))
+    if grant_type != "password":
+        return await _run(request, form, lambda server, req: server.create_token_response(req))
+    # Counted before any password is checked; given back when the grant succeeds.
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    attempt = await throttle.begin(form.get("username", ""), client_address(request))
+    if attempt.retry_after is not None:
+        return _throttled(attempt.retry_after)
+    response = await _run(request, form, lambda server, req: server.create_token_response(req))
+    if response.status_code == 200:
+        await attempt.succeeded()
+    return response
 
 
 @router.post(
