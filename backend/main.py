@@ -19,6 +19,7 @@ from backend.core.logging import configure_logging
 from backend.core.mail import Mailer, finish_deliveries
 from backend.core.observability import Metrics, ObservabilityMiddleware
 from backend.core.rate_limit import Throttle
+from backend.core.security_headers import SecurityHeadersMiddleware
 from backend.identity.keys import KeyRing
 from backend.identity.passwords import Passwords
 from backend.identity.router import router as identity_router
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.serves_docs else None,
     )
     app.state.settings = settings
     app.state.key_ring = KeyRing(settings)
@@ -66,11 +68,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
-    install_docs(app, client_id=settings.default_client_id)
+    if settings.serves_docs:
+        install_docs(app, client_id=settings.default_client_id)
     app.include_router(health.router)
-    app.add_api_route("/metrics", metrics.response, include_in_schema=False)
+    if settings.serves_metrics:
+        endpoint = metrics.endpoint(settings.metrics_token_value)
+        app.add_api_route("/metrics", endpoint, include_in_schema=False)
     app.include_router(account_router)
     app.include_router(tenants_router)
     app.include_router(projects_router)

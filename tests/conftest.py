@@ -33,6 +33,7 @@ from backend.main import create_app
 from backend.models import metadata
 from tests.harness.live import LiveServer, start_live_server
 from tests.harness.postgres import PostgresServer, PostgresUnavailable
+from tests.harness.served import ServedProcess
 from tests.harness.smtp import Mailbox, SmtpServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -194,6 +195,25 @@ async def live_server(settings: Settings, migrated: DatabaseUrls) -> AsyncIterat
     server = await start_live_server(settings)
     yield server
     await asyncio.to_thread(server.stop)
+
+
+# The run command's client addresses: the test client connects from PEER, which is not a
+# trusted proxy, or from TRUSTED_PROXY, which is.
+PEER, TRUSTED_PROXY = "127.0.0.1", "127.0.0.2"
+
+
+@pytest.fixture(scope="session")
+async def served(settings: Settings, migrated: DatabaseUrls) -> AsyncIterator[ServedProcess]:
+    """`tenantdesk serve` in a child process on the test database, with the default limits.
+    Request `app` too, for a clean database."""
+    process = await asyncio.to_thread(
+        ServedProcess.start,
+        settings,
+        FORWARDED_ALLOW_IPS=TRUSTED_PROXY,
+        LOGIN_RATE_LIMIT="10/minute",
+    )
+    yield process
+    await asyncio.to_thread(process.stop)
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     allow_signup: bool = True
 
+    # /docs and /openapi.json: on by default, off by default in production.
+    docs_enabled: bool | None = None
+    # /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set; in production it is
+    # served only when set.
+    metrics_token: SecretStr | None = None
+
     log_level: str = "INFO"
     cors_origins: Annotated[list[str], NoDecode] = []
 
@@ -116,6 +122,18 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def serves_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    @property
+    def metrics_token_value(self) -> str | None:
+        return self.metrics_token.get_secret_value() if self.metrics_token else None
+
+    @property
+    def serves_metrics(self) -> bool:
+        return not self.is_production or bool(self.metrics_token_value)
 
     @property
     def is_sqlite(self) -> bool:

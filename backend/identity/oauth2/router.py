@@ -189,8 +189,7 @@ async def metadata(settings: AppSettings) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
-        "service_documentation": f"{issuer}/docs",
-    }
+    } | ({"service_documentation": f"{issuer}/docs"} if settings.serves_docs else {})
 
 
 @router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
