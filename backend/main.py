@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 import backend.models  # noqa: F401  (every table, for foreign keys across layers)
 from admin.setup import mount_admin
 from backend.core import health
+from backend.core.body_limit import BodyLimitMiddleware
 from backend.core.config import Settings, get_settings
 from backend.core.database import Database
 from backend.core.docs import install_docs
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.sign_in_throttle = SignInThrottle.from_settings(settings)
 
     install_error_handlers(app)
+    # Innermost of the middleware, so that its 413 gets the CORS headers like any answer.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from backend.core.text import SingleLine
 from backend.identity.models import ClientRole
 from backend.identity.schemas import UserRead
 from tenants.models import TenantStatus
@@ -25,7 +26,9 @@ class UserWithMemberships(UserRead):
 
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"
-TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TenantName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
+]
 TenantSlug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 
 

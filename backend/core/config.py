@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # served only when set.
     metrics_token: SecretStr | None = None
 
+    # Larger request bodies get 413 before they are read (backend/core/body_limit.py).
+    max_request_body_bytes: int = Field(default=1_048_576, gt=0)
+
     log_level: str = "INFO"
     cors_origins: Annotated[list[str], NoDecode] = []
 

@@ -8,13 +8,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
+from backend.core.text import SingleLine
 from backend.identity.password_policy import MAX_LENGTH, check_password
 
 NewPassword = Annotated[str, AfterValidator(check_password)]
 # A password being checked, not set: any length up to the cap is worth one verification.
 GivenPassword = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
-# No control characters: they have no place in a name, and PostgreSQL refuses NUL outright.
-FullName = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+FullName = Annotated[str, Field(max_length=200), SingleLine]
 OneTimeTokenValue = Annotated[str, Field(min_length=1, max_length=200)]
 
 

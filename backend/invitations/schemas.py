@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
+from backend.core.text import SingleLine
 from backend.identity.schemas import NewPassword
 from backend.invitations.models import InvitationStatus
 from backend.invitations.tokens import MAX_TOKEN_LENGTH
@@ -15,7 +16,7 @@ from tenants.roles import ProjectRole, TenantRole
 
 InvitationToken = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_LENGTH)]
 AccepterName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
 ]
 
 

@@ -8,12 +8,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from backend.core.text import NoNul, SingleLine
 from backend.projects.models import TaskStatus
 from tenants.roles import ProjectRole
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Description = Annotated[str, StringConstraints(max_length=20_000)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
+]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), SingleLine
+]
+Description = Annotated[str, StringConstraints(max_length=20_000), NoNul]
 
 
 class ProjectCreate(BaseModel):

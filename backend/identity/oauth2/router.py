@@ -10,6 +10,7 @@ from authlib.oauth2.rfc6749 import InsecureTransportError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from backend.core.database import Database, get_database
 from backend.core.dependencies import AppSettings, client_address
@@ -24,6 +25,10 @@ router = APIRouter(tags=["oauth2"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 GRANT_TYPES = ["password", "refresh_token", "client_credentials"]
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# The token endpoint needs at most seven parameters; none of them is long.
+MAX_FORM_FIELDS = 10
+MAX_FORM_FIELD_BYTES = 8192
 
 Action = Callable[[IdentityServer, FormRequest], JSONResponse]
 
@@ -50,9 +55,19 @@ def oauth_error(
 async def _read_form(request: Request) -> dict[str, str] | JSONResponse:
     """The form as single values; RFC 6749 (3.2) forbids repeated parameters.
 
-    NUL is refused too: PostgreSQL cannot compare text holding it, and would fail the request.
+    Only `application/x-www-form-urlencoded` (RFC 6749, 4.3.2), with a few short fields: no
+    multipart, so no file is ever spooled. NUL is refused too: PostgreSQL cannot compare text
+    holding it, and would fail the request.
     """
-    form = await request.form()
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != FORM_CONTENT_TYPE:
+        return oauth_error(400, "invalid_request", f"The body must be {FORM_CONTENT_TYPE}.")
+    try:
+        form = await request.form(
+            max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_FIELD_BYTES
+        )
+    except HTTPException as error:
+        return oauth_error(400, "invalid_request", str(error.detail))
     values: dict[str, str] = {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile) or key in values or "\x00" in key + value:
