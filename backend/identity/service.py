@@ -20,6 +20,7 @@ from backend.core.mail import Mailer, render_mail
 from backend.identity import one_time_tokens, refresh_tokens
 from backend.identity.bootstrap import normalise_email
 from backend.identity.models import OneTimePurpose, User
+from backend.identity.panel_sessions import end_panel_sessions
 from backend.identity.passwords import Passwords
 from backend.identity.schemas import SignUp, UserUpdate
 
@@ -148,7 +149,8 @@ async def change_password(
     *,
     keep_session: uuid.UUID | None,
 ) -> None:
-    """Set a new password and end every other sign-in session; `keep_session` is the caller's."""
+    """Set a new password and end every other sign-in session (`keep_session` is the caller's)
+    and every admin panel session."""
     matches, _upgraded = await passwords.verify(current_password, user.password_hash)
     if not matches:
         raise BadRequest(
@@ -157,12 +159,15 @@ async def change_password(
         )
     user.password_hash = await passwords.hash(new_password)
     await session.execute(refresh_tokens.revoke_user_families(user.id, keep_family=keep_session))
+    await session.execute(end_panel_sessions(user.id))
 
 
 async def log_out_everywhere(session: AsyncSession, user: User) -> None:
-    """End every refresh-token family and every access token issued until now."""
+    """End every refresh-token family, every access token issued until now and every admin
+    panel session."""
     user.tokens_valid_after = refresh_tokens.tokens_cutoff()
     await session.execute(refresh_tokens.revoke_user_families(user.id))
+    await session.execute(end_panel_sessions(user.id))
     await session.flush()
 
 
