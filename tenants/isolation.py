@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Connection, ForeignKey, Table, event, inspect, text
+from sqlalchemy import Connection, Engine, ForeignKey, Table, event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import (
     Mapped,
@@ -32,7 +32,7 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.sql.util import find_tables
 
-from backend.core.database import AppSession
+from backend.core.database import AppSession, queues_sql_at_begin, run_at_transaction_start
 
 TENANT_KEY = "tenant_id"
 BYPASS_KEY = "tenant_bypass_reason"
@@ -68,28 +68,30 @@ def _bypassing(session: Session | AsyncSession) -> bool:
     return bool(session.info.get(BYPASS_KEY))
 
 
-def rls_settings_statements(
-    session: Session | AsyncSession, *, at_transaction_start: bool = False
-) -> list[str]:
-    """The `SET LOCAL` statements for the session's context.
+def rls_settings_sql(session: Session | AsyncSession) -> str:
+    """The `SET LOCAL` statements for the session's context, always all of them.
 
-    SET LOCAL takes no bind parameters, so the tenant id is inlined; it is safe because it is
-    re-rendered from a `uuid.UUID`, never from text a caller sent. At the start of a transaction
-    both settings are still at their defaults, so only the ones that differ are sent.
+    Always, and empty values too: a value left on a pooled connection at session level (by
+    `set_config(..., false)`, a pooler, anything) must never apply to a later transaction.
+    `SET LOCAL`, not `set_config()`, because Citus propagates it to the workers. It takes no bind
+    parameters, so the tenant id is inlined; that is safe because it is re-rendered from a
+    `uuid.UUID`, never from text a caller sent.
     """
     tenant_id = current_tenant_id(session)
-    bypass = _bypassing(session)
-    statements = []
-    if tenant_id is not None or not at_transaction_start:
-        rendered = str(uuid.UUID(str(tenant_id))) if tenant_id is not None else ""
-        statements.append(f"SET LOCAL app.tenant_id = '{rendered}'")
-    if bypass or not at_transaction_start:
-        statements.append(f"SET LOCAL app.bypass_rls = '{'on' if bypass else 'off'}'")
-    return statements
+    rendered = str(uuid.UUID(str(tenant_id))) if tenant_id is not None else ""
+    bypass = "on" if _bypassing(session) else "off"
+    return f"SET LOCAL app.tenant_id = '{rendered}'; SET LOCAL app.bypass_rls = '{bypass}'"
 
 
-def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+NO_TENANT_SQL = "SET LOCAL app.tenant_id = ''; SET LOCAL app.bypass_rls = 'off'"
+
+
+@event.listens_for(Engine, "begin")
+def _clear_rls_settings_on_begin(connection: Connection) -> None:
+    """Every transaction on an app engine starts with no tenant, whoever runs it; a session then
+    replaces this with its own context (below) before BEGIN reaches the server."""
+    if queues_sql_at_begin(connection):
+        run_at_transaction_start(connection, NO_TENANT_SQL)
 
 
 @event.listens_for(AppSession, "after_begin")
@@ -98,9 +100,8 @@ def _set_rls_settings_on_begin(
 ) -> None:
     if connection.dialect.name != "postgresql":
         return
-    session.info[_PG_TRANSACTION_OPEN] = True
-    for statement in rls_settings_statements(session, at_transaction_start=True):
-        connection.exec_driver_sql(statement)
+    session.info[_PG_TRANSACTION_OPEN] = connection
+    run_at_transaction_start(connection, rls_settings_sql(session))
 
 
 @event.listens_for(AppSession, "after_transaction_end")
@@ -111,9 +112,9 @@ def _forget_open_transaction(_session: Session, transaction: SessionTransaction)
 
 def _sync_rls_settings(session: Session) -> None:
     """Apply a context change to a PostgreSQL transaction that is already open."""
-    if session.info.get(_PG_TRANSACTION_OPEN) and _is_postgresql(session):
-        for statement in rls_settings_statements(session):
-            session.execute(text(statement))
+    connection = session.info.get(_PG_TRANSACTION_OPEN)
+    if connection is not None:
+        run_at_transaction_start(connection, rls_settings_sql(session))
 
 
 def enter_tenant_sync(session: Session, tenant_id: uuid.UUID) -> None:

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Enum, MetaData, event
+from sqlalchemy import Connection, DateTime, Enum, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_
 
 from backend.core.config import Settings
 
@@ -122,6 +124,51 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class SettingsAtBeginConnection(asyncpg.Connection):
+    """An asyncpg connection that sends a transaction's settings in the same message as BEGIN.
+
+    asyncpg starts a transaction with a simple-protocol `BEGIN` of its own, lazily, just before
+    the transaction's first statement. The statements queued by `run_at_transaction_start` ride
+    along in that message (`BEGIN; SET LOCAL ...`): the settings cost no round trip, and they
+    are in force before anything else runs in the transaction.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql_at_begin = ""
+
+    async def execute(self, query: str, *args: Any, **options: Any) -> str:
+        if self.sql_at_begin and not args and query.startswith("BEGIN"):
+            query, self.sql_at_begin = f"{query} {self.sql_at_begin}", ""
+        return await super().execute(query, *args, **options)
+
+
+def _queues_sql_at_begin(driver: Any) -> bool:
+    # Not isinstance: asyncpg's connection metaclass answers True for any asyncpg connection.
+    return SettingsAtBeginConnection in type(driver).__mro__
+
+
+def queues_sql_at_begin(connection: Connection) -> bool:
+    """Whether `connection` is one of our PostgreSQL connections (not SQLite, not a plain one)."""
+    return _queues_sql_at_begin(connection.connection.driver_connection)
+
+
+def run_at_transaction_start(connection: Connection, sql: str) -> None:
+    """Make `sql` (a `SET LOCAL`, say) the transaction's first work on PostgreSQL.
+
+    Before the transaction has reached the server, `sql` replaces what was queued and goes with
+    BEGIN; once it has, it runs at once, in one simple-protocol round trip (no prepared
+    statement, so no statement cache entry per value).
+    """
+    driver = connection.connection.driver_connection
+    if not _queues_sql_at_begin(driver):
+        connection.exec_driver_sql(sql)
+    elif driver.is_in_transaction():
+        await_(driver.execute(sql))
+    else:
+        driver.sql_at_begin = sql
+
+
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url)
@@ -133,6 +180,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout_seconds,
         pool_pre_ping=settings.database_pool_pre_ping,
+        connect_args={"connection_class": SettingsAtBeginConnection},
     )
 
 
