@@ -29,7 +29,7 @@ from admin.scoping import AdminScope, bound_scope
 from backend.core.config import Settings
 from backend.core.database import Database
 from backend.core.dependencies import client_address
-from backend.identity.bootstrap import normalise_email
+from backend.identity.accounts import normalise_email
 from backend.identity.models import User
 from backend.identity.panel_sessions import (
     PANEL_SESSION_SECONDS,

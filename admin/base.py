@@ -6,8 +6,8 @@ through it. What this class adds:
 
 - writes of its own (insert, update, delete, custom actions), each in one transaction that never
   uses the platform bypass: the write session is in the row's tenant (`enter_row_tenant`), so
-  `tenant_id` is forced, rows never move, and the services' rules hold; the audit event goes
-  into the same transaction;
+  `tenant_id` is forced and rows never move; each write is a call to the service the API calls,
+  with the admin as its caller (`admin.callers`), which decides and records the audit event;
 - a 404, never a 403, for a primary key out of reach;
 - `scope_criteria` for the one global table tenant admins see (their own tenant's row);
 - names for the ids a page shows: `list_loads` and `details_loads` join the people a row names
@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from sqladmin import ModelView
 from sqladmin.exceptions import SQLAdminException
-from sqladmin.helpers import get_object_identifier, get_primary_keys, object_identifier_values
+from sqladmin.helpers import get_primary_keys, object_identifier_values
 from sqlalchemy import Enum, Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,7 +41,6 @@ from starlette.responses import RedirectResponse, Response
 from wtforms import Form
 from wtforms.fields.core import UnboundField
 
-from admin.audit import audit_data, audit_value, record_admin_write
 from admin.filters import tenant_filter
 from admin.pickers import Picker, optional_uuid
 from admin.scoping import AdminScope, current_scope, current_scope_or_none, enter_row_tenant
@@ -202,19 +201,6 @@ class AdminView(ModelView):
         data.update({name: getattr(obj, name) for name in self.form_pickers})
         return data
 
-    def apply_form_data(self, obj: Any, data: dict[str, Any]) -> None:
-        for key, value in data.items():
-            relation = self._mapper.relationships.get(key)
-            if relation is not None:
-                values = object_identifier_values(str(value), relation.entity)
-                remote = dict(zip(get_primary_keys(relation.entity), values, strict=True))
-                for local_column, remote_column in relation.local_remote_pairs or ():
-                    setattr(obj, local_column.key, remote[remote_column])
-                continue
-            if value in ("", None) and self._mapper.columns[key].nullable:
-                value = None
-            setattr(obj, key, value)
-
     # -- writes -------------------------------------------------------------------------------
 
     def tenant_of(self, obj: Any) -> uuid.UUID | None:
@@ -231,29 +217,6 @@ class AdminView(ModelView):
             raise HTTPException(status_code=404) from exc
         position = [column.key for column in get_primary_keys(self.model)].index("tenant_id")
         return values[position]
-
-    def audit_target_id(self, obj: Any) -> object:
-        return getattr(obj, "id", None) or get_object_identifier(obj)
-
-    def describe(self, obj: Any) -> dict[str, Any]:
-        return {
-            prop.key: audit_value(getattr(obj, prop.key))
-            for prop in self._mapper.column_attrs
-            if prop.key in self._details_prop_names
-        }
-
-    async def audit(
-        self, session: AsyncSession, scope: AdminScope, verb: str, obj: Any, data: dict[str, Any]
-    ) -> None:
-        await record_admin_write(
-            session,
-            scope,
-            f"{self.identity}.{verb}",
-            self.identity,
-            self.audit_target_id(obj),
-            tenant_id=self.tenant_of(obj),
-            data=data,
-        )
 
     @asynccontextmanager
     async def writing(
@@ -273,38 +236,19 @@ class AdminView(ModelView):
             ) from exc
         await run_after_commit(session)
 
+    # Every write goes through the service that decides and audits it: a view that offers
+    # create, edit or delete overrides the matching method, with the admin as the caller.
+
     async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
-        """The generic create; views with a service for it override this."""
-        obj = self.model()
-        self.apply_form_data(obj, data)
-        if "created_by" in self._mapper.columns:
-            obj.created_by = scope.user_id
-        session.add(obj)
-        await session.flush()
-        await self.audit(session, scope, "created", obj, audit_data(data))
-        return obj
+        raise NotImplementedError(f"{type(self).__name__} offers create without a service")
 
     async def update_row(
         self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
     ) -> None:
-        """The generic edit; views with a service for it override this."""
-        before = {prop.key: getattr(obj, prop.key) for prop in self._mapper.column_attrs}
-        self.apply_form_data(obj, data)
-        changes = {
-            key: {"from": audit_value(old), "to": audit_value(getattr(obj, key))}
-            for key, old in before.items()
-            if getattr(obj, key) != old and key not in SECRET_COLUMNS
-        }
-        await session.flush()
-        if changes:
-            await self.audit(session, scope, "updated", obj, changes)
+        raise NotImplementedError(f"{type(self).__name__} offers edit without a service")
 
     async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
-        """The generic delete; views with a service for it override this."""
-        described = self.describe(obj)
-        await session.delete(obj)
-        await session.flush()
-        await self.audit(session, scope, "deleted", obj, described)
+        raise NotImplementedError(f"{type(self).__name__} offers delete without a service")
 
     async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
         scope = current_scope()

@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenants.audit import Actor
+from backend.core.audit import Actor
 from tenants.isolation import cross_tenant, enter_tenant, leave_tenant_sync
 from tenants.roles import TenantRole
 

@@ -13,10 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin.audit import record_admin_write
-from admin.base import AdminView, AdminWriteRefused, ReadOnlyView
+from admin.base import AdminView, ReadOnlyView
 from admin.scoping import AdminScope
-from backend.identity import service as identity
+from backend.identity import administration
 from backend.identity.models import OAuthClient, PlatformAuditEvent, RefreshToken, User
 
 IDENTITY = "Identity"
@@ -48,43 +47,36 @@ class UserAdmin(AdminView, model=User):
     async def update_row(
         self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
     ) -> None:
-        if obj.id == scope.user_id and data.get("is_superuser") is False:
-            raise AdminWriteRefused("You cannot take away your own superuser role.")
-        await super().update_row(session, scope, obj, data)
-
-    async def _platform_audit(
-        self, session: AsyncSession, scope: AdminScope, verb: str, user: User
-    ) -> None:
-        await record_admin_write(
-            session, scope, f"user.{verb}", "user", user.id, tenant_id=None, data={}
+        await administration.update_user(
+            session,
+            scope.actor,
+            obj,
+            full_name=data.get("full_name") or "",
+            is_superuser=bool(data.get("is_superuser")),
         )
+
+    async def revoke_sessions_row(
+        self, session: AsyncSession, scope: AdminScope, user: User
+    ) -> None:
+        await administration.revoke_user_sessions(session, scope.actor, user)
+
+    async def deactivate_row(self, session: AsyncSession, scope: AdminScope, user: User) -> None:
+        await administration.deactivate_user(session, scope.actor, user)
+
+    async def reactivate_row(self, session: AsyncSession, scope: AdminScope, user: User) -> None:
+        await administration.reactivate_user(session, scope.actor, user)
 
     @action("revoke-sessions", "Revoke all sessions", "End every session of this user?")
     async def revoke_sessions(self, request: Request) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, user: User) -> None:
-            await identity.log_out_everywhere(session, user)
-            await self._platform_audit(session, scope, "sessions_revoked", user)
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.revoke_sessions_row)
 
     @action("deactivate", "Deactivate", "Deactivate? They are signed out everywhere at once.")
     async def deactivate(self, request: Request) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, user: User) -> None:
-            if user.id == scope.user_id:
-                raise AdminWriteRefused("You cannot deactivate your own account.")
-            user.is_active = False
-            await identity.log_out_everywhere(session, user)
-            await self._platform_audit(session, scope, "deactivated", user)
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.deactivate_row)
 
     @action("reactivate", "Reactivate", "Reactivate? They may sign in again.")
     async def reactivate(self, request: Request) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, user: User) -> None:
-            user.is_active = True
-            await self._platform_audit(session, scope, "reactivated", user)
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.reactivate_row)
 
 
 class OAuthClientAdmin(ReadOnlyView, model=OAuthClient):

@@ -1,7 +1,8 @@
 """Views of the tenancy layer: tenants, memberships, invitations, tenant audit events.
 
-Writes go through the tenants and invitations services, so that their rules (the last owner,
-admins never over owners, invitation status changes) hold in the panel as in the API.
+Every write calls the tenants or invitations service the API calls, with the admin as the caller
+(`admin.callers`), so that the same rules decide (the matrix, the last owner, admins never over
+owners, invitation status changes) and the same events are audited.
 """
 
 from __future__ import annotations
@@ -18,55 +19,24 @@ from starlette.responses import Response
 from wtforms import validators
 
 from admin.base import AdminView, AdminWriteRefused, ReadOnlyView, person
+from admin.callers import tenant_caller
 from admin.filters import enum_filter
-from admin.pickers import TENANT, optional_uuid
-from admin.scoping import AdminScope, current_scope, enter_row_tenant
-from backend.identity.dependencies import Principal
-from backend.identity.keys import AccessTokenClaims
+from admin.pickers import TENANT
+from admin.scoping import AdminScope, current_scope
+from backend.core.ids import parse_uuid
 from backend.identity.models import User
 from backend.invitations import service as invitations
 from backend.invitations.models import Invitation, InvitationStatus
 from tenants import service as tenancy
-from tenants.dependencies import TenantAccessContext
 from tenants.models import AuditEvent, Membership, Tenant, TenantStatus
-from tenants.roles import TenantRole, may_assign_role
+from tenants.roles import TenantRole
 from tenants.schemas import SLUG_PATTERN
 
 TENANCY = "Tenancy"
-ADMIN_PANEL_CLIENT = "admin-panel"
 
 
 def _email(user: User | None) -> str:
     return user.email if user else ""
-
-
-async def admin_access(
-    session: AsyncSession, scope: AdminScope, tenant_id: uuid.UUID
-) -> TenantAccessContext:
-    """The admin's standing in a tenant, in the shape the tenants services take.
-
-    A superuser acts as an owner; a tenant admin with their own role. There is no access token
-    behind a panel session, so the claims only name the admin and the panel.
-    """
-    tenant = await session.get(Tenant, tenant_id)
-    user = await session.get(User, scope.user_id)
-    if tenant is None or user is None:
-        raise HTTPException(status_code=404)
-    claims = AccessTokenClaims(
-        subject=str(scope.user_id),
-        client_id=ADMIN_PANEL_CLIENT,
-        jwt_id="",
-        issued_at=0,
-        expires_at=0,
-        tenant_id=None,
-        scope="",
-    )
-    role = TenantRole.OWNER if scope.platform else scope.role
-    if role is None:
-        raise HTTPException(status_code=403)
-    return TenantAccessContext(
-        tenant=tenant, principal=Principal(claims=claims, user=user), role=role
-    )
 
 
 class TenantAdmin(AdminView, model=Tenant):
@@ -91,34 +61,38 @@ class TenantAdmin(AdminView, model=Tenant):
         return obj.id
 
     def tenant_of_identifier(self, identifier: str) -> uuid.UUID | None:
-        try:
-            return optional_uuid(identifier)
-        except ValueError as exc:
-            raise HTTPException(status_code=404) from exc
+        tenant_id = parse_uuid(identifier)
+        if tenant_id is None:
+            raise HTTPException(status_code=404)
+        return tenant_id
 
     async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
-        tenant = Tenant(id=uuid.uuid4(), name=data["name"], slug=data["slug"])
-        await enter_row_tenant(session, scope, tenant.id)  # its audit log is its own
-        session.add(tenant)
-        await session.flush()
-        await self.audit(
-            session, scope, "created", tenant, {"name": tenant.name, "slug": tenant.slug}
+        # Created empty: the platform admin does not become its owner; owners join after.
+        return await tenancy.create_tenant(
+            session, scope.actor, data["name"], data["slug"], owner_id=None
         )
-        return tenant
 
-    async def _set_status(self, request: Request, status: TenantStatus) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, tenant: Tenant) -> None:
-            await tenancy.set_tenant_status(session, tenant.id, status, scope.actor)
+    async def update_row(
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+    ) -> None:
+        caller = await tenant_caller(session, scope, obj.id)
+        await tenancy.update_tenant(session, caller, name=data.get("name"), slug=data.get("slug"))
 
-        return await self.run_action(request, apply)
+    async def suspend_row(self, session: AsyncSession, scope: AdminScope, tenant: Tenant) -> None:
+        await tenancy.set_tenant_status(session, tenant.id, TenantStatus.SUSPENDED, scope.actor)
+
+    async def reactivate_row(
+        self, session: AsyncSession, scope: AdminScope, tenant: Tenant
+    ) -> None:
+        await tenancy.set_tenant_status(session, tenant.id, TenantStatus.ACTIVE, scope.actor)
 
     @action("suspend", "Suspend", "Suspend? Its members' API calls will get 403.")
     async def suspend(self, request: Request) -> Response:
-        return await self._set_status(request, TenantStatus.SUSPENDED)
+        return await self.run_action(request, self.suspend_row)
 
     @action("reactivate", "Reactivate", "Reactivate? Its API opens again.")
     async def reactivate(self, request: Request) -> Response:
-        return await self._set_status(request, TenantStatus.ACTIVE)
+        return await self.run_action(request, self.reactivate_row)
 
 
 def members_only(request: Request, term: str) -> ColumnElement[bool]:
@@ -165,25 +139,22 @@ class MembershipAdmin(AdminView, model=Membership):
     form_create_rules = ["tenant_id", "user", "role"]
     form_edit_rules = ["role"]
 
-    def audit_target_id(self, obj: Any) -> object:
-        return obj.user_id
-
     async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
-        user_id = optional_uuid(data.get("user"))
-        if user_id is None or await session.get(User, user_id) is None:
+        user_id = parse_uuid(data.get("user"))
+        if user_id is None:
             raise AdminWriteRefused("Pick a user.")
-        role = TenantRole(data["role"])
-        return await tenancy.add_member(session, data["tenant_id"], user_id, role, scope.actor)
+        caller = await tenant_caller(session, scope, data["tenant_id"])
+        return await tenancy.grant_membership(session, caller, user_id, TenantRole(data["role"]))
 
     async def update_row(
         self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
     ) -> None:
-        access = await admin_access(session, scope, obj.tenant_id)
-        await tenancy.change_member_role(session, access, obj.user_id, TenantRole(data["role"]))
+        caller = await tenant_caller(session, scope, obj.tenant_id)
+        await tenancy.change_member_role(session, caller, obj.user_id, TenantRole(data["role"]))
 
     async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
-        access = await admin_access(session, scope, obj.tenant_id)
-        await tenancy.remove_member(session, access, obj.user_id)
+        caller = await tenant_caller(session, scope, obj.tenant_id)
+        await tenancy.remove_member(session, caller, obj.user_id)
 
 
 class InvitationAdmin(ReadOnlyView, model=Invitation):
@@ -243,30 +214,28 @@ class InvitationAdmin(ReadOnlyView, model=Invitation):
         enum_filter(Invitation.role, TenantRole),
     ]
 
-    def _manageable(self, scope: AdminScope, invitation: Invitation) -> None:
-        # The invitations service's rule for the API: admins never manage owner invitations.
-        if not scope.platform and not may_assign_role(scope.role, None, invitation.role):
-            raise AdminWriteRefused(f"Your role ({scope.role}) may not manage owner invitations.")
+    async def resend_row(
+        self, session: AsyncSession, scope: AdminScope, invitation: Invitation
+    ) -> None:
+        state = self._admin_ref.main_app.state
+        caller = await tenant_caller(session, scope, invitation.tenant_id)
+        await invitations.resend_invitation(
+            session, caller, invitation.id, mailer=state.mailer, settings=state.settings
+        )
+
+    async def revoke_row(
+        self, session: AsyncSession, scope: AdminScope, invitation: Invitation
+    ) -> None:
+        caller = await tenant_caller(session, scope, invitation.tenant_id)
+        await invitations.revoke_invitation(session, caller, invitation.id)
 
     @action("resend", "Resend", "Mail a new link? The old one stops working.")
     async def resend(self, request: Request) -> Response:
-        state = self._admin_ref.main_app.state
-
-        async def apply(session: AsyncSession, scope: AdminScope, invitation: Invitation) -> None:
-            self._manageable(scope, invitation)
-            await invitations.resend_invitation(
-                session, invitation, actor=scope.actor, mailer=state.mailer, settings=state.settings
-            )
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.resend_row)
 
     @action("revoke", "Revoke", "Revoke? Its link stops working for good.")
     async def revoke(self, request: Request) -> Response:
-        async def apply(session: AsyncSession, scope: AdminScope, invitation: Invitation) -> None:
-            self._manageable(scope, invitation)
-            await invitations.revoke_invitation(session, invitation, actor=scope.actor)
-
-        return await self.run_action(request, apply)
+        return await self.run_action(request, self.revoke_row)
 
 
 class AuditEventAdmin(ReadOnlyView, model=AuditEvent):

@@ -1,8 +1,8 @@
 """Views of the projects layer: projects, project members, tasks.
 
-Project members and tasks are written through the projects services (an assignee must belong to
-the project; leaving a project unassigns one's tasks there), with an admin audit event where the
-service records none.
+Every write calls the projects service the API calls, with the admin as the caller on the
+project (`admin.callers`): the same matrix decides (an assignee must belong to the project;
+leaving a project unassigns one's tasks there) and the same events are audited.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from admin.audit import audit_data
 from admin.base import AdminView, person
+from admin.callers import admin_project_caller, tenant_caller
 from admin.filters import LookupFilter, enum_filter
 from admin.pickers import ASSIGNEE, MEMBER, PROJECT, TENANT
 from admin.scoping import AdminScope
@@ -67,8 +67,23 @@ class ProjectAdmin(AdminView, model=Project):
     form_create_rules = ["tenant_id", "name", "description"]
     form_edit_rules = ["name", "description"]
 
+    async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
+        caller = await tenant_caller(session, scope, data["tenant_id"])
+        description = data.get("description") or ""
+        created = await projects.create_project(session, caller, data["name"], description)
+        return created.project
+
+    async def update_row(
+        self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
+    ) -> None:
+        caller = await admin_project_caller(session, scope, obj.tenant_id, obj.id)
+        await projects.update_project(
+            session, caller, name=data.get("name"), description=data.get("description") or ""
+        )
+
     async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
-        await projects.delete_project(session, obj, scope.actor)
+        caller = await admin_project_caller(session, scope, obj.tenant_id, obj.id)
+        await projects.delete_project(session, caller)
 
 
 class ProjectMemberAdmin(AdminView, model=ProjectMember):
@@ -113,30 +128,29 @@ class ProjectMemberAdmin(AdminView, model=ProjectMember):
     form_create_rules = ["tenant_id", "project_id", "user_id", "role"]
     form_edit_rules = ["role"]
 
-    def audit_target_id(self, obj: Any) -> object:
-        return obj.user_id
-
     async def _put(
-        self, session: AsyncSession, scope: AdminScope, project_id: Any, user_id: Any, role: str
+        self, session: AsyncSession, scope: AdminScope, tenant_id: Any, data: dict
     ) -> ProjectMember:
-        await projects.put_project_member(
-            session, project_id, user_id, ProjectRole(role), scope.actor
-        )
+        project_id, user_id = data["project_id"], data["user_id"]
+        caller = await admin_project_caller(session, scope, tenant_id, project_id)
+        await projects.set_project_member(session, caller, user_id, ProjectRole(data["role"]))
         statement = select(ProjectMember).where(
             ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
         )
         return (await session.scalars(statement)).one()
 
     async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
-        return await self._put(session, scope, data["project_id"], data["user_id"], data["role"])
+        return await self._put(session, scope, data["tenant_id"], data)
 
     async def update_row(
         self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
     ) -> None:
-        await self._put(session, scope, obj.project_id, obj.user_id, data["role"])
+        keys = {"project_id": obj.project_id, "user_id": obj.user_id}
+        await self._put(session, scope, obj.tenant_id, {**data, **keys})
 
     async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
-        await projects.remove_project_member(session, obj.project_id, obj.user_id, scope.actor)
+        caller = await admin_project_caller(session, scope, obj.tenant_id, obj.project_id)
+        await projects.remove_project_member(session, caller, obj.user_id)
 
 
 class TaskAdmin(AdminView, model=Task):
@@ -189,17 +203,15 @@ class TaskAdmin(AdminView, model=Task):
     form_edit_rules = ["title", "description", "status", "assignee_id"]
 
     async def create_row(self, session: AsyncSession, scope: AdminScope, data: dict) -> Any:
-        task = await tasks.create_task(
+        caller = await admin_project_caller(session, scope, data["tenant_id"], data["project_id"])
+        return await tasks.create_task(
             session,
-            data["project_id"],
-            scope.actor,
+            caller,
             title=data["title"],
             description=data.get("description") or "",
             status=TaskStatus(data["status"]),
             assignee_id=data.get("assignee_id"),
         )
-        await self.audit(session, scope, "created", task, audit_data(data))
-        return task
 
     async def update_row(
         self, session: AsyncSession, scope: AdminScope, obj: Any, data: dict
@@ -208,10 +220,9 @@ class TaskAdmin(AdminView, model=Task):
         changes = {name: data[name] for name in fields if name in data}
         changes["description"] = changes.get("description") or ""
         changes["status"] = TaskStatus(changes["status"])
-        await tasks.update_task(session, obj.project_id, obj.id, changes)
-        await self.audit(session, scope, "updated", obj, audit_data(changes))
+        caller = await admin_project_caller(session, scope, obj.tenant_id, obj.project_id)
+        await tasks.update_task(session, caller, obj.id, changes)
 
     async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
-        described = self.describe(obj)
-        await tasks.delete_task(session, obj.project_id, obj.id)
-        await self.audit(session, scope, "deleted", obj, described)
+        caller = await admin_project_caller(session, scope, obj.tenant_id, obj.project_id)
+        await tasks.delete_task(session, caller, obj.id)

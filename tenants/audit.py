@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.pagination import PageRequest, page_of, paginate
+from backend.core.audit import Actor
+from backend.core.pagination import PageRequest, fetch_page
+from tenants.caller import TenantCaller
 from tenants.models import AuditEvent
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who did it: a user, a service client, or (both None) the system itself."""
-
-    user_id: uuid.UUID | None = None
-    client_id: str | None = None
+from tenants.roles import TenantAction
 
 
 def record_audit(
@@ -47,10 +41,10 @@ def record_audit(
 
 
 async def list_audit_events(
-    session: AsyncSession, page: PageRequest
+    session: AsyncSession, caller: TenantCaller, page: PageRequest
 ) -> tuple[list[AuditEvent], str | None]:
-    """A page of the context tenant's audit log, newest first."""
-    statement = paginate(
-        select(AuditEvent), AuditEvent.created_at, AuditEvent.id, page, newest_first=True
+    """A page of the tenant's audit log, newest first (owners and admins)."""
+    caller.require(TenantAction.MANAGE)
+    return await fetch_page(
+        session, select(AuditEvent), AuditEvent.created_at, AuditEvent.id, page, newest_first=True
     )
-    return page_of((await session.scalars(statement)).all(), page)

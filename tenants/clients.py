@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import utcnow
 from backend.core.errors import NotFound
-from backend.core.pagination import PageRequest, page_of, paginate
+from backend.core.pagination import PageRequest, fetch_page
 from backend.core.secrets import hash_token, new_token
 from backend.identity.models import ClientRole, OAuthClient
 from backend.identity.oauth2.models import CLIENT_CREDENTIALS
 from tenants.audit import record_audit
-from tenants.dependencies import TenantAccessContext
+from tenants.caller import TenantCaller
+from tenants.roles import TenantAction
 
 
 def _active_clients_of(tenant_id: uuid.UUID):
@@ -28,9 +29,10 @@ def _active_clients_of(tenant_id: uuid.UUID):
 
 
 async def create_service_client(
-    session: AsyncSession, access: TenantAccessContext, name: str, role: ClientRole
+    session: AsyncSession, caller: TenantCaller, name: str, role: ClientRole
 ) -> tuple[OAuthClient, str]:
     """A new confidential client of the tenant, and its secret (kept only as a hash)."""
+    caller.require(TenantAction.MANAGE)
     secret = new_token()
     client = OAuthClient(
         # Recognisable in logs, and unguessable like every other id here.
@@ -38,37 +40,36 @@ async def create_service_client(
         client_secret_hash=hash_token(secret),
         name=name,
         grant_types=[CLIENT_CREDENTIALS],
-        owner_tenant_id=access.tenant_id,
+        owner_tenant_id=caller.tenant_id,
         role=role,
-        created_by=access.principal.user_id,
+        created_by=caller.user_id,
     )
     session.add(client)
     data = {"name": name, "role": role.value}
-    record_audit(session, access.actor, "client.created", "oauth_client", client.client_id, data)
+    record_audit(session, caller.actor, "client.created", "oauth_client", client.client_id, data)
     await session.flush()
     return client, secret
 
 
 async def list_service_clients(
-    session: AsyncSession, tenant_id: uuid.UUID, page: PageRequest
+    session: AsyncSession, caller: TenantCaller, page: PageRequest
 ) -> tuple[list[OAuthClient], str | None]:
-    statement = paginate(
-        _active_clients_of(tenant_id), OAuthClient.created_at, OAuthClient.client_id, page
-    )
-    rows = (await session.scalars(statement)).all()
-    return page_of(rows, page, key=lambda client: (client.created_at, client.client_id))
+    caller.require(TenantAction.MANAGE)
+    statement = _active_clients_of(caller.tenant_id)
+    return await fetch_page(session, statement, OAuthClient.created_at, OAuthClient.client_id, page)
 
 
 async def revoke_service_client(
-    session: AsyncSession, access: TenantAccessContext, client_id: str
+    session: AsyncSession, caller: TenantCaller, client_id: str
 ) -> None:
     """Revoke: the principal lookup refuses its tokens from the next request on."""
+    caller.require(TenantAction.MANAGE)
     client = await session.scalar(
-        _active_clients_of(access.tenant_id).where(OAuthClient.client_id == client_id)
+        _active_clients_of(caller.tenant_id).where(OAuthClient.client_id == client_id)
     )
     if client is None:
         raise NotFound("This tenant has no active service client with this id.")
     client.revoked_at = utcnow()
     data = {"name": client.name}
-    record_audit(session, access.actor, "client.revoked", "oauth_client", client_id, data)
+    record_audit(session, caller.actor, "client.revoked", "oauth_client", client_id, data)
     await session.flush()

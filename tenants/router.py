@@ -1,8 +1,8 @@
-"""HTTP routes of the tenants layer. Thin: parse, authorise through dependencies, call services.
+"""HTTP routes of the tenants layer. Thin: parse, call the service, shape the answer.
 
 Every route under `/api/v1/tenants/{tenant_id}/` takes `TenantAccess`, which answers 404 to
-strangers and 403 for a suspended tenant before the handler runs; the handler then checks the
-action against the matrix (`access.require`), which answers 403 for a too-weak role.
+strangers and 403 for a suspended tenant before the handler runs; the service then checks the
+action against the matrix, which answers 403 for a too-weak role.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor
 from backend.core.database import DbSession
 from backend.core.pagination import Page, Pagination
 from backend.identity import service as identity_service
@@ -22,7 +23,7 @@ from backend.identity.schemas import UserRead, UserUpdate
 from tenants import audit, clients, service
 from tenants.dependencies import TenantAccess
 from tenants.models import Tenant
-from tenants.roles import TenantAction, TenantRole
+from tenants.roles import TenantRole
 from tenants.schemas import (
     AuditEventOut,
     MemberOut,
@@ -72,7 +73,8 @@ def _tenant_out(tenant: Tenant, role: TenantRole) -> TenantOut:
 @tenants_router.post("", status_code=status.HTTP_201_CREATED)
 async def create_tenant(body: TenantCreate, user: CurrentUser, session: DbSession) -> TenantOut:
     """Create a tenant; the caller becomes its owner."""
-    tenant = await service.create_tenant(session, user, body.name, body.slug)
+    actor = Actor(user_id=user.id)
+    tenant = await service.create_tenant(session, actor, body.name, body.slug, owner_id=user.id)
     return _tenant_out(tenant, TenantRole.OWNER)
 
 
@@ -86,67 +88,61 @@ async def list_my_tenants(
 
 
 @tenants_router.get("/{tenant_id}")
-async def read_tenant(access: TenantAccess) -> TenantOut:
-    access.require(TenantAction.READ)
-    return _tenant_out(access.tenant, access.role)
+async def read_tenant(caller: TenantAccess) -> TenantOut:
+    return _tenant_out(service.read_tenant(caller), caller.role)
 
 
 @tenants_router.patch("/{tenant_id}")
-async def update_tenant(body: TenantUpdate, access: TenantAccess, session: DbSession) -> TenantOut:
-    access.require(TenantAction.MANAGE)
-    tenant = await service.update_tenant(session, access, name=body.name, slug=body.slug)
-    return _tenant_out(tenant, access.role)
+async def update_tenant(body: TenantUpdate, caller: TenantAccess, session: DbSession) -> TenantOut:
+    tenant = await service.update_tenant(session, caller, name=body.name, slug=body.slug)
+    return _tenant_out(tenant, caller.role)
 
 
 @tenants_router.delete("/{tenant_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_tenant(access: TenantAccess, session: DbSession) -> None:
+async def delete_tenant(caller: TenantAccess, session: DbSession) -> None:
     """Delete the tenant and every row it holds (owners only)."""
-    access.require(TenantAction.DELETE)
-    await service.delete_tenant(session, access)
+    await service.delete_tenant(session, caller)
 
 
 @tenants_router.get("/{tenant_id}/members")
 async def list_members(
-    access: TenantAccess, session: DbSession, page: Pagination
+    caller: TenantAccess, session: DbSession, page: Pagination
 ) -> Page[MemberOut]:
-    access.require(TenantAction.READ)
-    members, cursor = await service.list_members(session, page)
+    members, cursor = await service.list_members(session, caller, page)
     return Page(items=members, next_cursor=cursor)
 
 
 @tenants_router.patch("/{tenant_id}/members/{user_id}")
 async def change_member_role(
-    user_id: uuid.UUID, body: MemberRoleUpdate, access: TenantAccess, session: DbSession
+    user_id: uuid.UUID, body: MemberRoleUpdate, caller: TenantAccess, session: DbSession
 ) -> MemberOut:
     """Change a member's role. Admins never touch owners nor grant owner; a tenant keeps an
     owner (409)."""
-    return await service.change_member_role(session, access, user_id, body.role)
+    return await service.change_member_role(session, caller, user_id, body.role)
 
 
 @tenants_router.delete("/{tenant_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_member(user_id: uuid.UUID, access: TenantAccess, session: DbSession) -> None:
+async def remove_member(user_id: uuid.UUID, caller: TenantAccess, session: DbSession) -> None:
     """Remove a member, or leave the tenant with your own user id (not as its last owner)."""
-    await service.remove_member(session, access, user_id)
+    await service.remove_member(session, caller, user_id)
 
 
 @tenants_router.get("/{tenant_id}/audit-events")
 async def list_audit_events(
-    access: TenantAccess, session: DbSession, page: Pagination
+    caller: TenantAccess, session: DbSession, page: Pagination
 ) -> Page[AuditEventOut]:
     """The tenant's audit log, newest first."""
-    access.require(TenantAction.MANAGE)
-    events, cursor = await audit.list_audit_events(session, page)
+    events, cursor = await audit.list_audit_events(session, caller, page)
     return Page(items=[AuditEventOut.model_validate(event) for event in events], next_cursor=cursor)
 
 
 @tenants_router.post("/{tenant_id}/clients", status_code=status.HTTP_201_CREATED)
 async def create_service_client(
-    body: ServiceClientCreate, access: TenantAccess, session: DbSession
+    body: ServiceClientCreate, caller: TenantAccess, session: DbSession
 ) -> ServiceClientCreated:
     """Create a service client (client_credentials) with a tenant role. The secret is shown
     here once, and never again."""
-    access.require(TenantAction.MANAGE)
-    client, secret = await clients.create_service_client(session, access, body.name, body.role)
+    client, secret = await clients.create_service_client(session, caller, body.name, body.role)
     return ServiceClientCreated(
         **ServiceClientOut.model_validate(client).model_dump(), client_secret=secret
     )
@@ -154,10 +150,9 @@ async def create_service_client(
 
 @tenants_router.get("/{tenant_id}/clients")
 async def list_service_clients(
-    access: TenantAccess, session: DbSession, page: Pagination
+    caller: TenantAccess, session: DbSession, page: Pagination
 ) -> Page[ServiceClientOut]:
-    access.require(TenantAction.MANAGE)
-    found, cursor = await clients.list_service_clients(session, access.tenant_id, page)
+    found, cursor = await clients.list_service_clients(session, caller, page)
     return Page(
         items=[ServiceClientOut.model_validate(client) for client in found], next_cursor=cursor
     )
@@ -165,8 +160,7 @@ async def list_service_clients(
 
 @tenants_router.delete("/{tenant_id}/clients/{client_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_service_client(
-    client_id: Annotated[str, Path(max_length=64)], access: TenantAccess, session: DbSession
+    client_id: Annotated[str, Path(max_length=64)], caller: TenantAccess, session: DbSession
 ) -> None:
     """Revoke a service client: its tokens stop working at once."""
-    access.require(TenantAction.MANAGE)
-    await clients.revoke_service_client(session, access, client_id)
+    await clients.revoke_service_client(session, caller, client_id)

@@ -1,8 +1,11 @@
 """Tenant and membership operations. Services take the session and never commit.
 
-Authorisation by action (the matrix) happens in the routes through `TenantAccess`; the rules
-that depend on the data (the last owner, admins and owners) are enforced here, so that every
-caller (API, invitations, admin panel) gets them.
+Each function that acts for a `TenantCaller` decides here whether the caller may (the matrix of
+`tenants.roles`, and the rules that depend on the data: the last owner, admins and owners) and
+records its audit event, so that the API and the admin panel get the same decision and the same
+event. The few that take an `Actor` instead act on an authority decided elsewhere: an accepted
+invitation (`add_member`), the platform admin (`set_tenant_status`), any signed-in user
+(`create_tenant`).
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor, apply_changes
 from backend.core.errors import Conflict, Forbidden, NotFound
-from backend.core.pagination import PageRequest, page_of, paginate
-from backend.identity.models import PlatformAuditEvent, User
-from tenants.audit import Actor, record_audit
-from tenants.dependencies import TenantAccessContext
+from backend.core.pagination import PageRequest, fetch_page
+from backend.identity.audit import record_platform_audit
+from backend.identity.models import User
+from tenants.access import TENANT_NOT_FOUND
+from tenants.audit import record_audit
+from tenants.caller import TenantCaller
 from tenants.isolation import TenantMismatch, cross_tenant, current_tenant_id, enter_tenant
 from tenants.models import Membership, Tenant, TenantStatus
 from tenants.roles import TenantAction, TenantRole, may_assign_role
@@ -65,17 +71,21 @@ async def tenants_of_user(
     session: AsyncSession, user_id: uuid.UUID, page: PageRequest
 ) -> tuple[list[tuple[Tenant, TenantRole]], str | None]:
     """A page of the user's tenants with their role in each, oldest tenant first."""
-    statement = paginate(
+    statement = (
         select(Tenant, Membership.role)
         .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Membership.user_id == user_id),
-        Tenant.created_at,
-        Tenant.id,
-        page,
+        .where(Membership.user_id == user_id)
     )
     async with cross_tenant(session, "a user's own tenants"):
-        rows = (await session.execute(statement)).all()
-    return page_of(rows, page, key=lambda row: (row[0].created_at, row[0].id))
+        rows, cursor = await fetch_page(
+            session,
+            statement,
+            Tenant.created_at,
+            Tenant.id,
+            page,
+            key=lambda row: (row[0].created_at, row[0].id),
+        )
+    return [(tenant, role) for tenant, role in rows], cursor
 
 
 async def _flush_unique_slug(session: AsyncSession) -> None:
@@ -85,14 +95,17 @@ async def _flush_unique_slug(session: AsyncSession) -> None:
         raise Conflict(SLUG_TAKEN) from exc
 
 
-async def create_tenant(session: AsyncSession, owner: User, name: str, slug: str) -> Tenant:
-    """A new tenant whose first owner is `owner`; the session enters it."""
+async def create_tenant(
+    session: AsyncSession, actor: Actor, name: str, slug: str, *, owner_id: uuid.UUID | None
+) -> Tenant:
+    """A new tenant, with `owner_id` as its first owner (any signed-in user may create one);
+    None when a platform admin creates it for others to join. The session enters it."""
     tenant = Tenant(id=uuid.uuid4(), name=name, slug=slug, status=TenantStatus.ACTIVE)
     session.add(tenant)
     await _flush_unique_slug(session)
     await enter_tenant(session, tenant.id)
-    session.add(Membership(user_id=owner.id, role=TenantRole.OWNER))
-    actor = Actor(user_id=owner.id)
+    if owner_id is not None:
+        session.add(Membership(user_id=owner_id, role=TenantRole.OWNER))
     record_audit(
         session, actor, "tenant.created", "tenant", tenant.id, {"name": name, "slug": slug}
     )
@@ -100,39 +113,36 @@ async def create_tenant(session: AsyncSession, owner: User, name: str, slug: str
     return tenant
 
 
+def read_tenant(caller: TenantCaller) -> Tenant:
+    """The caller's tenant (every member may read it)."""
+    caller.require(TenantAction.READ)
+    return caller.tenant
+
+
 async def update_tenant(
-    session: AsyncSession, access: TenantAccessContext, *, name: str | None, slug: str | None
+    session: AsyncSession, caller: TenantCaller, *, name: str | None, slug: str | None
 ) -> Tenant:
-    tenant = access.tenant
-    changes = {
-        field: {"from": getattr(tenant, field), "to": value}
-        for field, value in (("name", name), ("slug", slug))
-        if value is not None and value != getattr(tenant, field)
-    }
+    """Rename the tenant or change its slug (owners and admins)."""
+    caller.require(TenantAction.MANAGE)
+    tenant = caller.tenant
+    sent = {field: value for field, value in (("name", name), ("slug", slug)) if value is not None}
+    changes = apply_changes(tenant, sent)
     if not changes:
         return tenant
-    for field, change in changes.items():
-        setattr(tenant, field, change["to"])
-    record_audit(session, access.actor, "tenant.updated", "tenant", tenant.id, changes)
+    record_audit(session, caller.actor, "tenant.updated", "tenant", tenant.id, changes)
     await _flush_unique_slug(session)
     return tenant
 
 
-async def delete_tenant(session: AsyncSession, access: TenantAccessContext) -> None:
-    """Delete the tenant; its rows in every tenant table go with it (ON DELETE CASCADE).
+async def delete_tenant(session: AsyncSession, caller: TenantCaller) -> None:
+    """Delete the tenant (owners); its rows in every tenant table go with it (ON DELETE CASCADE).
 
     The tenant's own audit log goes too, so the deletion is recorded in the platform log.
     """
-    tenant = access.tenant
-    session.add(
-        PlatformAuditEvent(
-            actor_user_id=access.principal.user_id,
-            action="tenant.deleted",
-            target_type="tenant",
-            target_id=str(tenant.id),
-            data={"name": tenant.name, "slug": tenant.slug},
-        )
-    )
+    caller.require(TenantAction.DELETE)
+    tenant = caller.tenant
+    data = {"name": tenant.name, "slug": tenant.slug}
+    record_platform_audit(session, caller.actor, "tenant.deleted", "tenant", tenant.id, data)
     await session.execute(delete(Tenant).where(Tenant.id == tenant.id))
 
 
@@ -143,7 +153,7 @@ async def set_tenant_status(
     await ensure_tenant_context(session, tenant_id)
     tenant = await session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("No such tenant.")
+        raise NotFound(TENANT_NOT_FOUND)
     if tenant.status is not status:
         previous, tenant.status = tenant.status, status
         data = {"status": {"from": previous.value, "to": status.value}}
@@ -160,12 +170,12 @@ def _member_statement():
 
 
 async def list_members(
-    session: AsyncSession, page: PageRequest
+    session: AsyncSession, caller: TenantCaller, page: PageRequest
 ) -> tuple[list[MemberOut], str | None]:
-    """A page of the context tenant's members, in the order they joined."""
-    statement = paginate(_member_statement(), Membership.created_at, Membership.user_id, page)
-    rows, cursor = page_of(
-        (await session.execute(statement)).all(), page, key=lambda r: (r.created_at, r.user_id)
+    """A page of the tenant's members, in the order they joined."""
+    caller.require(TenantAction.READ)
+    rows, cursor = await fetch_page(
+        session, _member_statement(), Membership.created_at, Membership.user_id, page
     )
     return [MemberOut.model_validate(row, from_attributes=True) for row in rows], cursor
 
@@ -176,8 +186,8 @@ async def add_member(
     """Make `user_id` a member of the tenant with `role` (accepting an invitation does this).
 
     Idempotent: an existing membership is returned as it is, its role unchanged (an invitation
-    never silently promotes or demotes). Whether the actor may grant `role` is the caller's
-    check: `tenants.roles.may_assign_role`.
+    never silently promotes or demotes). The authority is the invitation, checked when it was
+    made; `grant_membership` is the same for a caller who adds someone directly.
     """
     await ensure_tenant_context(session, tenant_id)
     existing = await session.scalar(select(Membership).where(Membership.user_id == user_id))
@@ -188,6 +198,16 @@ async def add_member(
     record_audit(session, actor, "member.added", "user", user_id, {"role": role.value})
     await session.flush()
     return membership
+
+
+async def grant_membership(
+    session: AsyncSession, caller: TenantCaller, user_id: uuid.UUID, role: TenantRole
+) -> Membership:
+    """Add an existing account to the tenant with `role`, as `caller` (the admin panel)."""
+    _require_may_assign(caller, None, role)
+    if await session.get(User, user_id) is None:
+        raise NotFound("No account has this id.")
+    return await add_member(session, caller.tenant_id, user_id, role, caller.actor)
 
 
 async def _membership(session: AsyncSession, user_id: uuid.UUID) -> Membership:
@@ -215,20 +235,21 @@ async def _ensure_another_owner(session: AsyncSession, user_id: uuid.UUID) -> No
 
 
 def _require_may_assign(
-    access: TenantAccessContext, current: TenantRole, new: TenantRole | None
+    caller: TenantCaller, current: TenantRole | None, new: TenantRole | None
 ) -> None:
-    if not may_assign_role(access.role, current, new):
+    caller.require(TenantAction.MANAGE_MEMBERS)
+    if not may_assign_role(caller.role, current, new):
         raise Forbidden(
-            f"Your role ({access.role}) may not change an owner's membership nor grant owner."
+            f"Your role ({caller.role}) may not change an owner's membership nor grant owner."
         )
 
 
 async def change_member_role(
-    session: AsyncSession, access: TenantAccessContext, user_id: uuid.UUID, role: TenantRole
+    session: AsyncSession, caller: TenantCaller, user_id: uuid.UUID, role: TenantRole
 ) -> MemberOut:
     """Change a member's role; the answer is built from the row the change read and wrote,
     so nothing is read back."""
-    access.require(TenantAction.MANAGE_MEMBERS)
+    caller.require(TenantAction.MANAGE_MEMBERS)
     statement = (
         select(Membership, User.email, User.full_name)
         .join(User, User.id == Membership.user_id)
@@ -240,37 +261,35 @@ async def change_member_role(
     membership, email, full_name = row
     joined = membership.created_at  # read now: the owner check's UPDATE may expire the object
     previous = membership.role
-    _require_may_assign(access, previous, role)
+    _require_may_assign(caller, previous, role)
     if previous is not role:
         if previous is TenantRole.OWNER:
             await _ensure_another_owner(session, user_id)
         membership.role = role
         data = {"role": {"from": previous.value, "to": role.value}}
-        record_audit(session, access.actor, "member.role_changed", "user", user_id, data)
+        record_audit(session, caller.actor, "member.role_changed", "user", user_id, data)
         await session.flush()
     return MemberOut(
         user_id=user_id, email=email, full_name=full_name, role=role, created_at=joined
     )
 
 
-async def remove_member(
-    session: AsyncSession, access: TenantAccessContext, user_id: uuid.UUID
-) -> None:
+async def remove_member(session: AsyncSession, caller: TenantCaller, user_id: uuid.UUID) -> None:
     """Remove a member, or let the caller leave (`user_id` is theirs); never the last owner.
 
     Their project memberships go with it (ON DELETE CASCADE), and the registered cleanups run
     first (their tasks are unassigned).
     """
-    leaving = access.principal.user_id == user_id
+    leaving = caller.user_id == user_id
     if not leaving:
-        access.require(TenantAction.MANAGE_MEMBERS)
+        caller.require(TenantAction.MANAGE_MEMBERS)
     role = (await _membership(session, user_id)).role
     if not leaving:
-        _require_may_assign(access, role, None)
+        _require_may_assign(caller, role, None)
     if role is TenantRole.OWNER:
         await _ensure_another_owner(session, user_id)
     for cleanup in _member_cleanups:
         await cleanup(session, user_id)
     await session.execute(delete(Membership).where(Membership.user_id == user_id))
     action = "member.left" if leaving else "member.removed"
-    record_audit(session, access.actor, action, "user", user_id, {"role": role.value})
+    record_audit(session, caller.actor, action, "user", user_id, {"role": role.value})

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -152,6 +153,26 @@ class Mailer:
             task.add_done_callback(_deliveries.discard)
 
         call_after_commit(session, start_delivery)
+
+
+def mail_one_time_link(
+    session: AsyncSession,
+    mailer: Mailer,
+    settings: Settings,
+    *,
+    to: str,
+    template: str,
+    path: str,
+    token: str,
+    **context: Any,
+) -> None:
+    """Mail `to` a link carrying a one-time token (`path?token=...`), once the transaction
+    commits: nothing is sent for work that rolled back, and the token is in the mail only.
+
+    The one sequence behind email verification, password reset and invitations.
+    """
+    link = f"{settings.public_base_url}{path}?{urlencode({'token': token})}"
+    mailer.send_after_commit(session, render_mail(to, template, link=link, **context))
 
 
 # Deliveries under way; kept referenced so that they are not collected before they finish.

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from backend.core.errors import BadRequest
@@ -120,3 +121,31 @@ def page_of(
     if len(rows) <= page.limit:
         return items, None
     return items, encode_cursor(*key(items[-1]))
+
+
+async def fetch_page(
+    session: AsyncSession,
+    statement: Select[Any],
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[Any],
+    page: PageRequest,
+    *,
+    newest_first: bool = False,
+    key: Callable[[Any], tuple[datetime, Any]] | None = None,
+) -> tuple[list[Any], str | None]:
+    """One page of `statement` in `(created_at, id)` order, and the cursor of the next one.
+
+    A statement of one entity gives the entities; any other gives rows. `key` gives an item's
+    `(created_at, id)` when the item has no attributes of those names (a row of several
+    entities); by default they are read by the columns' names.
+    """
+    ordered = paginate(statement, created_at, row_id, page, newest_first=newest_first)
+    one_entity = len(statement.column_descriptions) == 1
+    result = await (session.scalars(ordered) if one_entity else session.execute(ordered))
+    if key is None:
+        names = created_at.key, row_id.key
+
+        def key(item: Any) -> tuple[datetime, Any]:
+            return getattr(item, names[0]), getattr(item, names[1])
+
+    return page_of(result.all(), page, key)

@@ -8,17 +8,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import Settings
-from backend.core.database import utcnow
+from backend.core.errors import Conflict
+from backend.identity.accounts import create_user
 from backend.identity.models import OAuthClient, User
 from backend.identity.passwords import Passwords
 
 logger = logging.getLogger(__name__)
 
 FIRST_PARTY_GRANTS = ["password", "refresh_token"]
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
 
 
 async def ensure_default_client(session: AsyncSession, settings: Settings) -> None:
@@ -40,18 +37,18 @@ async def ensure_superuser(
     session: AsyncSession, passwords: Passwords, email: str, password: str, full_name: str = ""
 ) -> bool:
     """Create the superuser when absent; True when created. An existing account is left alone."""
-    email = normalise_email(email)
-    if await session.scalar(select(User.id).where(User.email == email)) is not None:
-        return False
-    session.add(
-        User(
+    try:
+        await create_user(
+            session,
+            passwords,
             email=email,
             full_name=full_name or "Platform admin",
-            password_hash=await passwords.hash(password),
+            password=password,
+            verified=True,
             is_superuser=True,
-            email_verified_at=utcnow(),
         )
-    )
+    except Conflict:
+        return False
     return True
 
 

@@ -5,15 +5,14 @@ Thin: parse, authorise through dependencies, throttle, call the service.
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, Request, Response, status
 
 from backend.core.database import DbSession
 from backend.core.dependencies import AppMailer, AppSettings, client_address
 from backend.core.errors import Forbidden, TooManyRequests
+from backend.core.ids import parse_uuid
 from backend.identity import pages, service
-from backend.identity.bootstrap import normalise_email
+from backend.identity.accounts import normalise_email
 from backend.identity.dependencies import AppPasswords, CurrentPrincipal, CurrentUser
 from backend.identity.oauth2.router import router as oauth_router
 from backend.identity.schemas import (
@@ -106,7 +105,7 @@ async def change_password(
         user,
         data.current_password,
         data.new_password,
-        keep_session=_session_id(principal.claims.session_id),
+        keep_session=parse_uuid(principal.claims.session_id),
     )
     await attempt.succeeded()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -117,13 +116,6 @@ async def log_out_everywhere(user: CurrentUser, session: DbSession) -> Response:
     """End every refresh token and every access token of the account, this one included."""
     await service.log_out_everywhere(session, user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def _session_id(value: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value) if value else None
-    except ValueError:
-        return None
 
 
 router = APIRouter()

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from urllib.parse import urlencode
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import Settings
 from backend.core.database import utcnow
-from backend.core.errors import BadRequest, Conflict
-from backend.core.mail import Mailer, render_mail
+from backend.core.errors import BadRequest
+from backend.core.mail import Mailer, mail_one_time_link
 from backend.identity import one_time_tokens, refresh_tokens
-from backend.identity.bootstrap import normalise_email
+from backend.identity.accounts import create_user, normalise_email
+from backend.identity.credentials import check_credentials
 from backend.identity.models import OneTimePurpose, User
 from backend.identity.panel_sessions import end_panel_sessions
 from backend.identity.passwords import Passwords
@@ -40,38 +39,16 @@ async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
 async def verify_credentials(
     session: AsyncSession, passwords: Passwords, email: str, password: str
 ) -> User | None:
-    """The account with this email when `password` is its password, else None; the caller
-    decides what a deactivated account may do.
-
-    An unknown email costs the same hash as a wrong password (the decoy), so timing tells
-    nothing; a hash made with older parameters is upgraded. (The token endpoint's password
-    grant does the same inside Authlib's synchronous callback: oauth2/grants.py.)
-    """
-    user = await find_user_by_email(session, email)
-    matches, upgraded_hash = await passwords.verify(password, user.password_hash if user else None)
-    if user is None or not matches:
-        return None
-    if upgraded_hash:
-        user.password_hash = upgraded_hash
-    return user
+    """`credentials.check_credentials` for async callers: the account, or None."""
+    return await session.run_sync(check_credentials, passwords, email, password)
 
 
 async def sign_up(
     session: AsyncSession, passwords: Passwords, settings: Settings, mailer: Mailer, data: SignUp
 ) -> User:
-    email = normalise_email(data.email)
-    if await find_user_by_email(session, email) is not None:
-        raise Conflict("An account with this email exists already.")
-    user = User(
-        email=email,
-        full_name=data.full_name.strip(),
-        password_hash=await passwords.hash(data.password),
+    user = await create_user(
+        session, passwords, email=data.email, full_name=data.full_name, password=data.password
     )
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # the same email signed up concurrently
-        raise Conflict("An account with this email exists already.") from exc
     send_verification_mail(session, settings, mailer, user)
     return user
 
@@ -81,15 +58,18 @@ def send_verification_mail(
 ) -> None:
     ttl = settings.one_time_token_ttl_seconds
     token = one_time_tokens.issue(session, user.id, OneTimePurpose.EMAIL_VERIFICATION, ttl)
-    mail = render_mail(
-        user.email,
-        "verify_email",
+    mail_one_time_link(
+        session,
+        mailer,
+        settings,
+        to=user.email,
+        template="verify_email",
+        path=VERIFY_EMAIL_PATH,
+        token=token,
         full_name=user.full_name,
         email=user.email,
-        link=_link(settings, VERIFY_EMAIL_PATH, token),
         hours=max(1, ttl // 3600),
     )
-    mailer.send_after_commit(session, mail)
 
 
 async def verify_email(session: AsyncSession, token: str) -> User:
@@ -109,16 +89,19 @@ async def request_password_reset(
     token = one_time_tokens.issue(
         session, user.id, OneTimePurpose.PASSWORD_RESET, PASSWORD_RESET_TTL_SECONDS
     )
-    mail = render_mail(
-        user.email,
-        "password_reset",
+    # Mail goes out in the background: waiting for SMTP would tell that the account exists.
+    mail_one_time_link(
+        session,
+        mailer,
+        settings,
+        to=user.email,
+        template="password_reset",
+        path=RESET_PASSWORD_PATH,
+        token=token,
         full_name=user.full_name,
         email=user.email,
-        link=_link(settings, RESET_PASSWORD_PATH, token),
         minutes=PASSWORD_RESET_TTL_SECONDS // 60,
     )
-    # Mail goes out in the background: waiting for SMTP would tell that the account exists.
-    mailer.send_after_commit(session, mail)
 
 
 async def confirm_password_reset(
@@ -177,7 +160,3 @@ async def _user_of_token(session: AsyncSession, token: str, purpose: OneTimePurp
     if user is None or not user.is_active:
         raise BadRequest(INVALID_LINK)
     return user
-
-
-def _link(settings: Settings, path: str, token: str) -> str:
-    return f"{settings.public_base_url}{path}?{urlencode({'token': token})}"

@@ -28,7 +28,7 @@ from limits.aio.storage import Storage
 
 from backend.core.config import Settings
 from backend.core.rate_limit import limits_storage
-from backend.identity.bootstrap import normalise_email
+from backend.identity.accounts import normalise_email
 
 KNOWN_ADDRESS_SECONDS = 30 * 86_400
 

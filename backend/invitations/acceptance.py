@@ -12,12 +12,12 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor
 from backend.core.database import utcnow
 from backend.core.errors import Conflict, Forbidden, Gone, NotFound
-from backend.identity.bootstrap import normalise_email
+from backend.identity.accounts import create_user, normalise_email
 from backend.identity.models import User
 from backend.identity.passwords import Passwords
 from backend.identity.service import verify_credentials
@@ -26,8 +26,8 @@ from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import parse_token
 from backend.projects import service as projects_service
 from tenants import service as tenants_service
-from tenants.audit import Actor, record_audit
-from tenants.dependencies import TENANT_SUSPENDED
+from tenants.access import TENANT_SUSPENDED
+from tenants.audit import record_audit
 from tenants.isolation import enter_tenant
 from tenants.models import Membership, TenantStatus
 from tenants.roles import ProjectRole, TenantRole
@@ -163,22 +163,15 @@ async def accept_opened_as_new_user(
     passwords: Passwords,
 ) -> Acceptance:
     """`accept_as_new_user` for an invitation this request has opened already."""
-    email = details.invitation.email
-    if await session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict(ACCOUNT_EXISTS)
-    # Hashed before any write, so that no lock is held during the slow part.
-    user = User(
-        id=uuid.uuid4(),
-        email=email,
+    user = await create_user(
+        session,
+        passwords,
+        email=details.invitation.email,
         full_name=full_name,
-        password_hash=await passwords.hash(password),
-        email_verified_at=utcnow(),
+        password=password,
+        verified=True,
+        taken=ACCOUNT_EXISTS,
     )
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # the same email signed up (or accepted) concurrently
-        raise Conflict(ACCOUNT_EXISTS) from exc
     await claim(session, details.invitation, user.id)
     return await _join(session, details, user)
 

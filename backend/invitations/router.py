@@ -1,4 +1,4 @@
-"""HTTP routes of invitations. Thin: parse, resolve access through dependencies, call services.
+"""HTTP routes of invitations. Thin: parse, call the service (which decides), shape the answer.
 
 No answer carries a token: only the invitation mail does.
 """
@@ -37,7 +37,7 @@ public_router = APIRouter(prefix="/api/v1/invitations", tags=["invitations"])
 @tenant_router.post("/invitations", status_code=status.HTTP_201_CREATED)
 async def invite_to_tenant(
     body: TenantInvitationCreate,
-    access: TenantAccess,
+    caller: TenantAccess,
     session: DbSession,
     mailer: AppMailer,
     settings: AppSettings,
@@ -45,7 +45,7 @@ async def invite_to_tenant(
     """Invite by email into the tenant, optionally straight into one of its projects."""
     invitation = await service.create_invitation(
         session,
-        access,
+        caller,
         email=body.email,
         role=body.role,
         project_id=body.project_id,
@@ -59,7 +59,7 @@ async def invite_to_tenant(
 @tenant_router.post("/projects/{project_id}/invitations", status_code=status.HTTP_201_CREATED)
 async def invite_to_project(
     body: ProjectInvitationCreate,
-    access: ProjectAccess,
+    caller: ProjectAccess,
     session: DbSession,
     mailer: AppMailer,
     settings: AppSettings,
@@ -68,7 +68,7 @@ async def invite_to_project(
     viewer when the project role is viewer)."""
     invitation = await service.create_project_invitation(
         session,
-        access,
+        caller,
         email=body.email,
         project_role=body.role,
         mailer=mailer,
@@ -79,14 +79,14 @@ async def invite_to_project(
 
 @tenant_router.get("/invitations")
 async def list_invitations(
-    access: TenantAccess,
+    caller: TenantAccess,
     session: DbSession,
     page: Pagination,
     project_id: uuid.UUID | None = None,
 ) -> Page[InvitationOut]:
     """Newest first, with their status. Project owners list their project's (`project_id`)."""
     invitations, cursor = await service.list_invitations(
-        session, access, page, project_id=project_id
+        session, caller, page, project_id=project_id
     )
     return Page[InvitationOut](items=[_out(i) for i in invitations], next_cursor=cursor)
 
@@ -94,25 +94,23 @@ async def list_invitations(
 @tenant_router.post("/invitations/{invitation_id}/resend")
 async def resend_invitation(
     invitation_id: uuid.UUID,
-    access: TenantAccess,
+    caller: TenantAccess,
     session: DbSession,
     mailer: AppMailer,
     settings: AppSettings,
 ) -> InvitationOut:
     """Mail a new link with a new expiry; the previous link stops working."""
-    invitation = await service.manageable_invitation(session, access, invitation_id)
-    await service.resend_invitation(
-        session, invitation, actor=access.actor, mailer=mailer, settings=settings
+    invitation = await service.resend_invitation(
+        session, caller, invitation_id, mailer=mailer, settings=settings
     )
     return _out(invitation)
 
 
 @tenant_router.delete("/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_invitation(
-    invitation_id: uuid.UUID, access: TenantAccess, session: DbSession
+    invitation_id: uuid.UUID, caller: TenantAccess, session: DbSession
 ) -> Response:
-    invitation = await service.manageable_invitation(session, access, invitation_id)
-    await service.revoke_invitation(session, invitation, actor=access.actor)
+    await service.revoke_invitation(session, caller, invitation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

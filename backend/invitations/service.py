@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,16 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.config import Settings
 from backend.core.database import utcnow
 from backend.core.errors import Conflict, Forbidden, NotFound
-from backend.core.mail import Mailer, render_mail
-from backend.core.pagination import PageRequest, page_of, paginate
-from backend.identity.bootstrap import normalise_email
+from backend.core.mail import Mailer, mail_one_time_link
+from backend.core.pagination import PageRequest, fetch_page
+from backend.identity.accounts import normalise_email
 from backend.identity.models import User
 from backend.invitations.details import InvitationDetails, find_details, format_expiry
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import IssuedToken, issue_token
-from backend.projects.dependencies import PROJECT_NOT_FOUND
-from backend.projects.models import Project, ProjectMember
-from tenants.audit import Actor, record_audit
+from backend.projects.access import ProjectCaller, project_caller
+from backend.projects.models import ProjectMember
+from tenants.audit import record_audit
+from tenants.caller import TenantCaller
 from tenants.models import Membership
 from tenants.roles import (
     ProjectAction,
@@ -39,12 +39,7 @@ from tenants.roles import (
     TenantAction,
     TenantRole,
     may_assign_role,
-    project_allows,
 )
-
-if TYPE_CHECKING:
-    from backend.projects.dependencies import ProjectAccessContext
-    from tenants.dependencies import TenantAccessContext
 
 INVITATION_NOT_FOUND = "No such invitation."
 ACCEPT_PATH = "/invitations/accept"
@@ -58,60 +53,34 @@ def tenant_role_for(project_role: ProjectRole) -> TenantRole:
     return TenantRole.VIEWER if project_role is ProjectRole.VIEWER else TenantRole.MEMBER
 
 
-async def get_invitation(session: AsyncSession, invitation_id: uuid.UUID) -> Invitation:
-    """An invitation of the context tenant, without any permission check (the admin panel's)."""
+async def _get_invitation(session: AsyncSession, invitation_id: uuid.UUID) -> Invitation:
     invitation = await session.scalar(select(Invitation).where(Invitation.id == invitation_id))
     if invitation is None:
         raise NotFound(INVITATION_NOT_FOUND)
     return invitation
 
 
-async def _caller_project(
-    session: AsyncSession, access: TenantAccessContext, project_id: uuid.UUID
-) -> tuple[Project, ProjectRole]:
-    """The project with the caller's effective role on it; 404 when it does not exist or is not
-    theirs."""
-    membership = and_(
-        ProjectMember.project_id == Project.id,
-        ProjectMember.user_id == access.principal.user_id,
-    )
-    statement = (
-        select(Project, ProjectMember.role)
-        .outerjoin(ProjectMember, membership)
-        .where(Project.id == project_id)
-    )
-    row = (await session.execute(statement)).one_or_none()
-    role = access.project_role(row[1]) if row is not None else None
-    if row is None or role is None:
-        raise NotFound(PROJECT_NOT_FOUND)
-    return row[0], role
-
-
-async def authorise(
-    session: AsyncSession,
-    access: TenantAccessContext,
-    role: TenantRole,
-    project_id: uuid.UUID | None,
-    *,
-    project_role: ProjectRole | None = None,
-) -> None:
-    """May the caller invite with `role` (into `project_id`), or manage such an invitation?
-
-    `project_role` is the caller's on that project when already known (ProjectAccess).
-    """
-    if project_id is not None and project_role is None:
-        _, project_role = await _caller_project(session, access, project_id)
-    if access.can(TenantAction.MANAGE_MEMBERS):
-        if may_assign_role(access.role, None, role):
+def authorise(caller: TenantCaller, role: TenantRole, project: ProjectCaller | None) -> None:
+    """May the caller invite with `role` (into `project`, the caller on it), or manage such an
+    invitation? The one decision for creating, listing, resending and revoking."""
+    if caller.can(TenantAction.MANAGE_MEMBERS):
+        if may_assign_role(caller.role, None, role):
             return
         raise Forbidden(
-            f"Your role ({access.role}) may not invite owners nor manage such invitations."
+            f"Your role ({caller.role}) may not invite owners nor manage such invitations."
         )
-    if project_id is None:
-        access.require(TenantAction.MANAGE_MEMBERS)
-    if project_allows(project_role, ProjectAction.MANAGE) and role in PROJECT_OWNER_GRANTS:
+    if project is None:
+        caller.require(TenantAction.MANAGE_MEMBERS)
         return
-    raise Forbidden(f"Your project role ({project_role}) may not invite to this project.")
+    if project.can(ProjectAction.MANAGE) and role in PROJECT_OWNER_GRANTS:
+        return
+    raise Forbidden(f"Your project role ({project.role}) may not invite to this project.")
+
+
+async def _caller_on(
+    session: AsyncSession, caller: TenantCaller, project_id: uuid.UUID | None
+) -> ProjectCaller | None:
+    return None if project_id is None else await project_caller(session, caller, project_id)
 
 
 def _same_target(email: str, project_id: uuid.UUID | None) -> ColumnElement[bool]:
@@ -186,25 +155,27 @@ def _mail_invitation(
     """Queue the mail for after the commit: nothing is sent for work that rolled back, and a
     failed delivery leaves the invitation in place, to be resent."""
     invitation = details.invitation
-    link = f"{settings.public_base_url}{ACCEPT_PATH}?{urlencode({'token': token.value})}"
-    mail = render_mail(
-        invitation.email,
-        "invitation",
+    mail_one_time_link(
+        session,
+        mailer,
+        settings,
+        to=invitation.email,
+        template="invitation",
+        path=ACCEPT_PATH,
+        token=token.value,
         inviter=details.inviter_name,
         tenant_name=details.tenant.name,
         project_name=details.project.name if details.project else None,
         role=invitation.role.value,
         project_role=invitation.project_role.value if invitation.project_role else None,
-        link=link,
         email=invitation.email,
         expires_on=format_expiry(invitation),
     )
-    mailer.send_after_commit(session, mail)
 
 
 async def create_invitation(
     session: AsyncSession,
-    access: TenantAccessContext,
+    caller: TenantCaller,
     *,
     email: str,
     role: TenantRole,
@@ -212,21 +183,20 @@ async def create_invitation(
     project_role: ProjectRole | None = None,
     mailer: Mailer,
     settings: Settings,
-    caller_project_role: ProjectRole | None = None,
-    project: Project | None = None,
+    on_project: ProjectCaller | None = None,
 ) -> Invitation:
     """Invite `email` into the tenant (and project), and mail them the link.
 
-    `project` (the one `project_id` names) and `caller_project_role` are passed when already
-    loaded (ProjectAccess); otherwise they are read here, in the query that checks the project.
+    `on_project` is the caller on the project `project_id` names, when already loaded
+    (ProjectAccess); otherwise it is read here.
     """
     email = normalise_email(email)
-    if project_id is not None and (project is None or caller_project_role is None):
-        project, caller_project_role = await _caller_project(session, access, project_id)
-    await authorise(session, access, role, project_id, project_role=caller_project_role)
+    if on_project is None:
+        on_project = await _caller_on(session, caller, project_id)
+    authorise(caller, role, on_project)
     await _ensure_not_member(session, email, project_id)
     await _ensure_no_other_pending(session, email, project_id)
-    token = issue_token(access.tenant_id)
+    token = issue_token(caller.tenant_id)
     invitation = Invitation(
         email=email,
         role=role,
@@ -234,23 +204,24 @@ async def create_invitation(
         project_role=project_role,
         token_hash=token.hash,
         status=InvitationStatus.PENDING,
-        invited_by=access.principal.user_id,
+        invited_by=caller.user_id,
         expires_at=utcnow() + timedelta(seconds=settings.invitation_ttl_seconds),
     )
     session.add(invitation)
     await _flush_one_pending(session, email)
     data = _audit_data(invitation)
-    record_audit(session, access.actor, "invitation.created", "invitation", invitation.id, data)
+    record_audit(session, caller.actor, "invitation.created", "invitation", invitation.id, data)
     # What the mail names is in hand: the tenant and the inviter from the access query, the
-    # project from ProjectAccess or `_caller_project`. No need to read them back.
-    details = InvitationDetails(invitation, access.tenant, project, access.principal.user)
+    # project from ProjectAccess or `project_caller`. No need to read them back.
+    project = on_project.project if on_project is not None else None
+    details = InvitationDetails(invitation, caller.tenant, project, caller.user)
     _mail_invitation(session, details, token, mailer, settings)
     return invitation
 
 
 async def create_project_invitation(
     session: AsyncSession,
-    access: ProjectAccessContext,
+    caller: ProjectCaller,
     *,
     email: str,
     project_role: ProjectRole,
@@ -260,24 +231,23 @@ async def create_project_invitation(
     """The project owner's way: the tenant role follows from `project_role`."""
     return await create_invitation(
         session,
-        access.tenant,
+        caller.tenant,
         email=email,
         role=tenant_role_for(project_role),
-        project_id=access.project.id,
+        project_id=caller.project.id,
         project_role=project_role,
         mailer=mailer,
         settings=settings,
-        caller_project_role=access.role,
-        project=access.project,
+        on_project=caller,
     )
 
 
-async def manageable_invitation(
-    session: AsyncSession, access: TenantAccessContext, invitation_id: uuid.UUID
+async def _manageable_invitation(
+    session: AsyncSession, caller: TenantCaller, invitation_id: uuid.UUID
 ) -> Invitation:
     """The invitation, when the caller may resend or revoke it (404 for another's project)."""
-    invitation = await get_invitation(session, invitation_id)
-    await authorise(session, access, invitation.role, invitation.project_id)
+    invitation = await _get_invitation(session, invitation_id)
+    authorise(caller, invitation.role, await _caller_on(session, caller, invitation.project_id))
     return invitation
 
 
@@ -308,17 +278,17 @@ async def _compare_and_set(
 
 async def resend_invitation(
     session: AsyncSession,
-    invitation: Invitation,
+    caller: TenantCaller,
+    invitation_id: uuid.UUID,
     *,
-    actor: Actor,
     mailer: Mailer,
     settings: Settings,
 ) -> Invitation:
     """Mail a new token with a new expiry; the old token stops working at once.
 
-    Works for pending and expired invitations; accepted and revoked ones are 409. The tenant
-    context must be the invitation's (the API's TenantAccess, or `enter_tenant` in the admin).
+    Works for pending and expired invitations; accepted and revoked ones are 409.
     """
+    invitation = await _manageable_invitation(session, caller, invitation_id)
     if invitation.status not in _REOPENABLE:
         raise Conflict(f"This invitation is {invitation.status.value}: invite again instead.")
     await _ensure_not_member(session, invitation.email, invitation.project_id)
@@ -334,11 +304,15 @@ async def resend_invitation(
     if not await _compare_and_set(session, invitation, _REOPENABLE, **values):
         raise Conflict(f"This invitation is {invitation.status.value}: invite again instead.")
     record_audit(
-        session, actor, "invitation.resent", "invitation", invitation.id, _audit_data(invitation)
+        session,
+        caller.actor,
+        "invitation.resent",
+        "invitation",
+        invitation.id,
+        _audit_data(invitation),
     )
-    # Read here, not reused: this function has only the invitation (the admin panel calls it
-    # without an access context), and the inviter it names is whoever invited first, a user
-    # nothing in the request has loaded.
+    # Read here, not reused: the inviter the mail names is whoever invited first, a user nothing
+    # in the request has loaded.
     details = await find_details(session, Invitation.id == invitation.id)
     if details is None:
         raise RuntimeError("an invitation updated in this transaction must be found")
@@ -347,41 +321,41 @@ async def resend_invitation(
 
 
 async def revoke_invitation(
-    session: AsyncSession, invitation: Invitation, *, actor: Actor
+    session: AsyncSession, caller: TenantCaller, invitation_id: uuid.UUID
 ) -> Invitation:
-    """Kill the invitation's token for good. Revoking twice is harmless; an accepted one is 409.
-
-    The tenant context must be the invitation's, as for `resend_invitation`.
-    """
+    """Kill the invitation's token for good. Revoking twice is harmless; an accepted one is 409."""
+    invitation = await _manageable_invitation(session, caller, invitation_id)
     if invitation.status is InvitationStatus.REVOKED:
         return invitation
     if not await _compare_and_set(
         session, invitation, _REOPENABLE, status=InvitationStatus.REVOKED
     ):
         raise Conflict("This invitation has been accepted: remove the member instead.")
-    record_audit(
-        session, actor, "invitation.revoked", "invitation", invitation.id, _audit_data(invitation)
-    )
+    data = _audit_data(invitation)
+    record_audit(session, caller.actor, "invitation.revoked", "invitation", invitation.id, data)
     return invitation
 
 
 async def list_invitations(
     session: AsyncSession,
-    access: TenantAccessContext,
+    caller: TenantCaller,
     page: PageRequest,
     *,
     project_id: uuid.UUID | None = None,
 ) -> tuple[list[Invitation], str | None]:
     """Newest first. Tenant owners and admins see all; a project owner their project's."""
-    if not access.can(TenantAction.MANAGE_MEMBERS):
+    if not caller.can(TenantAction.MANAGE_MEMBERS):
         if project_id is None:
-            access.require(TenantAction.MANAGE_MEMBERS)
+            caller.require(TenantAction.MANAGE_MEMBERS)
         else:
-            _, project_role = await _caller_project(session, access, project_id)
-            if not project_allows(project_role, ProjectAction.MANAGE):
-                raise Forbidden(f"Your project role ({project_role}) may not see its invitations.")
+            on_project = await project_caller(session, caller, project_id)
+            if not on_project.can(ProjectAction.MANAGE):
+                raise Forbidden(
+                    f"Your project role ({on_project.role}) may not see its invitations."
+                )
     statement = select(Invitation)
     if project_id is not None:
         statement = statement.where(Invitation.project_id == project_id)
-    statement = paginate(statement, Invitation.created_at, Invitation.id, page, newest_first=True)
-    return page_of((await session.scalars(statement)).all(), page)
+    return await fetch_page(
+        session, statement, Invitation.created_at, Invitation.id, page, newest_first=True
+    )

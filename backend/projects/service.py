@@ -1,8 +1,10 @@
 """Projects and project members. Services take the session and never commit.
 
 Every function runs inside the session's tenant context (set by `TenantAccess`/`ProjectAccess`,
-or by `tenants.service.add_member` on an invitation's acceptance); the ORM filter and RLS scope
-each statement to it, so none of them names the tenant. Permission checks are the routes' job.
+by the admin panel, or by `tenants.service.add_member` on an invitation's acceptance); the ORM
+filter and RLS scope each statement to it, so none of them names the tenant. Each function that
+acts for a caller decides here whether the caller may (the project matrix of `tenants.roles`)
+and records its audit event.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import uuid
 from sqlalchemy import and_, delete, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor, apply_changes
 from backend.core.errors import NotFound
-from backend.core.pagination import PageRequest, page_of, paginate
+from backend.core.pagination import PageRequest, fetch_page
 from backend.identity.models import User
+from backend.projects.access import ProjectCaller, membership_of
 from backend.projects.models import Project, ProjectMember, Task
 from backend.projects.schemas import ProjectMemberOut, ProjectOut
-from tenants.audit import Actor, record_audit
-from tenants.dependencies import TenantAccessContext
+from tenants.audit import record_audit
+from tenants.caller import TenantCaller
 from tenants.models import Membership
-from tenants.roles import ProjectRole
+from tenants.roles import ProjectAction, ProjectRole, TenantAction
 from tenants.service import MEMBER_NOT_FOUND, before_member_removed
 
 PROJECT_MEMBER_NOT_FOUND = "No member of this project has this id."
@@ -39,67 +43,82 @@ def project_out(project: Project, role: ProjectRole) -> ProjectOut:
 
 
 def _role_on_visible_project(
-    access: TenantAccessContext, membership_role: ProjectRole | None
+    caller: TenantCaller, membership_role: ProjectRole | None
 ) -> ProjectRole:
-    role = access.project_role(membership_role)
+    role = caller.project_role(membership_role)
     if role is None:  # a bug: callers pass only projects the caller created or may see
         raise RuntimeError("the caller has no role on a project they were shown")
     return role
 
 
 async def create_project(
-    session: AsyncSession, access: TenantAccessContext, name: str, description: str
-) -> ProjectOut:
-    """A new project; a user who creates one becomes its owner (a service client does not)."""
-    creator = access.principal.user_id
+    session: AsyncSession, caller: TenantCaller, name: str, description: str
+) -> ProjectCaller:
+    """A new project; a member who creates one becomes its owner (a service client or a platform
+    admin does not)."""
+    caller.require(TenantAction.CREATE_PROJECT)
+    creator = caller.user_id
     project = Project(id=uuid.uuid4(), name=name, description=description, created_by=creator)
     session.add(project)
     await session.flush()  # the project row first: the membership's foreign key points at it
     membership_role = None
-    if creator is not None:
+    if creator is not None and not caller.platform:
         membership_role = ProjectRole.OWNER
         session.add(ProjectMember(project_id=project.id, user_id=creator, role=membership_role))
-    record_audit(session, access.actor, "project.created", "project", project.id, {"name": name})
+    record_audit(session, caller.actor, "project.created", "project", project.id, {"name": name})
     await session.flush()
-    return project_out(project, _role_on_visible_project(access, membership_role))
+    return ProjectCaller(caller, project, _role_on_visible_project(caller, membership_role))
 
 
 async def list_projects(
-    session: AsyncSession, access: TenantAccessContext, page: PageRequest
+    session: AsyncSession, caller: TenantCaller, page: PageRequest
 ) -> tuple[list[ProjectOut], str | None]:
     """The projects the caller can see, with the caller's effective role on each."""
-    if access.principal.is_service_client:
+    if caller.is_service_client:
         statement = select(Project, null())
     else:
-        on_membership = and_(
-            ProjectMember.tenant_id == Project.tenant_id,
-            ProjectMember.project_id == Project.id,
-            ProjectMember.user_id == access.principal.user_id,
+        statement = select(Project, ProjectMember.role).outerjoin(
+            ProjectMember, membership_of(caller.user_id)
         )
-        statement = select(Project, ProjectMember.role).outerjoin(ProjectMember, on_membership)
-        if not access.sees_all_projects:
+        if not caller.sees_all_projects:
             statement = statement.where(ProjectMember.user_id.is_not(None))
-    statement = paginate(statement, Project.created_at, Project.id, page)
-    rows = (await session.execute(statement)).all()
-    kept, cursor = page_of(rows, page, key=lambda row: (row[0].created_at, row[0].id))
-    items = [project_out(project, _role_on_visible_project(access, role)) for project, role in kept]
+    rows, cursor = await fetch_page(
+        session,
+        statement,
+        Project.created_at,
+        Project.id,
+        page,
+        key=lambda row: (row[0].created_at, row[0].id),
+    )
+    items = [project_out(project, _role_on_visible_project(caller, role)) for project, role in rows]
     return items, cursor
 
 
+def read_project(caller: ProjectCaller) -> ProjectOut:
+    caller.require(ProjectAction.READ)
+    return project_out(caller.project, caller.role)
+
+
 async def update_project(
-    session: AsyncSession, project: Project, *, name: str | None, description: str | None
-) -> Project:
-    if name is not None:
-        project.name = name
-    if description is not None:
-        project.description = description
-    await session.flush()
-    return project
+    session: AsyncSession, caller: ProjectCaller, *, name: str | None, description: str | None
+) -> ProjectOut:
+    """Change the fields given (project owners and editors)."""
+    caller.require(ProjectAction.EDIT)
+    project = caller.project
+    sent = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+    changes = apply_changes(project, sent)
+    if changes:
+        record_audit(session, caller.actor, "project.updated", "project", project.id, changes)
+        await session.flush()
+    return project_out(project, caller.role)
 
 
-async def delete_project(session: AsyncSession, project: Project, actor: Actor) -> None:
+async def delete_project(session: AsyncSession, caller: ProjectCaller) -> None:
     """Delete a project with its members, tasks and invitations (ON DELETE CASCADE)."""
-    record_audit(session, actor, "project.deleted", "project", project.id, {"name": project.name})
+    caller.require(ProjectAction.MANAGE)
+    project = caller.project
+    data = {"name": project.name}
+    record_audit(session, caller.actor, "project.deleted", "project", project.id, data)
     await session.execute(delete(Project).where(Project.id == project.id))
 
 
@@ -118,15 +137,23 @@ def _member_statement(project_id: uuid.UUID):
 
 
 async def list_project_members(
-    session: AsyncSession, project_id: uuid.UUID, page: PageRequest
+    session: AsyncSession, caller: ProjectCaller, page: PageRequest
 ) -> tuple[list[ProjectMemberOut], str | None]:
-    statement = paginate(
-        _member_statement(project_id), ProjectMember.created_at, ProjectMember.user_id, page
-    )
-    rows, cursor = page_of(
-        (await session.execute(statement)).all(), page, key=lambda r: (r.created_at, r.user_id)
+    caller.require(ProjectAction.READ)
+    statement = _member_statement(caller.project.id)
+    rows, cursor = await fetch_page(
+        session, statement, ProjectMember.created_at, ProjectMember.user_id, page
     )
     return [ProjectMemberOut.model_validate(row, from_attributes=True) for row in rows], cursor
+
+
+async def set_project_member(
+    session: AsyncSession, caller: ProjectCaller, user_id: uuid.UUID, role: ProjectRole
+) -> tuple[ProjectMemberOut, bool]:
+    """Add a member of the tenant to the project with `role`, or change their role there
+    (project owners). Returns the member and whether the membership was created."""
+    caller.require(ProjectAction.MANAGE)
+    return await _put_member(session, caller.project.id, user_id, role, caller.actor)
 
 
 async def put_project_member(
@@ -136,28 +163,25 @@ async def put_project_member(
     role: ProjectRole,
     actor: Actor,
 ) -> bool:
-    """Add a member of the tenant to the project with `role`, or change their role there.
-
-    Returns True when the membership was created. See `set_project_member`.
-    """
-    _, created = await set_project_member(session, project_id, user_id, role, actor)
+    """`set_project_member` on an authority decided elsewhere (an accepted invitation): True
+    when the membership was created."""
+    _, created = await _put_member(session, project_id, user_id, role, actor)
     return created
 
 
-async def set_project_member(
+async def _put_member(
     session: AsyncSession,
     project_id: uuid.UUID,
     user_id: uuid.UUID,
     role: ProjectRole,
     actor: Actor,
 ) -> tuple[ProjectMemberOut, bool]:
-    """Add a member of the tenant to the project with `role`, or change their role there.
+    """The member as the API shows it (built from the rows the write read, so that nothing is
+    read back), and whether the membership was created.
 
-    Returns the member as the API shows it (built from the rows the write read, so that nothing
-    is read back) and whether the membership was created. 404 when `user_id` is not a member of
-    the tenant. `project_id` must be a project of the context tenant (ProjectAccess checks it;
-    an invitation's foreign key keeps it so). A tenant viewer may hold any project role, but
-    acts as a viewer (`effective_project_role`).
+    404 when `user_id` is not a member of the tenant. `project_id` must be a project of the
+    context tenant (the caller's, or an invitation's: its foreign key keeps it so). A tenant
+    viewer may hold any project role, but acts as a viewer (`effective_project_role`).
     """
     on_project = and_(
         ProjectMember.tenant_id == Membership.tenant_id,
@@ -200,9 +224,14 @@ async def set_project_member(
 
 
 async def remove_project_member(
-    session: AsyncSession, project_id: uuid.UUID, user_id: uuid.UUID, actor: Actor
+    session: AsyncSession, caller: ProjectCaller, user_id: uuid.UUID
 ) -> None:
-    """Remove someone from the project (or let them leave); their tasks there are unassigned."""
+    """Remove someone from the project (project owners), or let the caller leave it; their
+    tasks there are unassigned."""
+    leaving = caller.tenant.user_id == user_id
+    if not leaving:
+        caller.require(ProjectAction.MANAGE)
+    project_id = caller.project.id
     membership = await session.scalar(
         select(ProjectMember).where(
             ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
@@ -218,8 +247,8 @@ async def remove_project_member(
     )
     await session.delete(membership)
     data = {"project_id": str(project_id), "role": role.value}
-    action = "project_member.left" if actor.user_id == user_id else "project_member.removed"
-    record_audit(session, actor, action, "user", user_id, data)
+    action = "project_member.left" if leaving else "project_member.removed"
+    record_audit(session, caller.actor, action, "user", user_id, data)
     await session.flush()
 
 

@@ -1,4 +1,6 @@
-"""Tasks of a project. Services take the session and never commit.
+"""Tasks of a project. Services take the session and a `ProjectCaller`, decide whether the
+caller may (project owners and editors write, every project role reads), record the audit event,
+and never commit.
 
 An assignee must be a member of the project (a `project_members` row): tenant owners and admins
 who see every project add themselves to it to take tasks. Any other id answers 422, the same
@@ -13,10 +15,13 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import apply_changes, audit_value
 from backend.core.errors import NotFound, Problem
-from backend.core.pagination import PageRequest, page_of, paginate
+from backend.core.pagination import PageRequest, fetch_page
+from backend.projects.access import ProjectCaller
 from backend.projects.models import ProjectMember, Task, TaskStatus
-from tenants.audit import Actor
+from tenants.audit import record_audit
+from tenants.roles import ProjectAction
 
 TASK_NOT_FOUND = "No such task in this project."
 
@@ -42,49 +47,58 @@ async def _require_assignable(
         raise AssigneeNotInProject()
 
 
+def _described(task: Task) -> dict[str, Any]:
+    """What a task's creation and deletion record."""
+    fields = ("title", "status", "assignee_id")
+    return {field: audit_value(getattr(task, field)) for field in fields}
+
+
 async def create_task(
     session: AsyncSession,
-    project_id: uuid.UUID,
-    actor: Actor,
+    caller: ProjectCaller,
     *,
     title: str,
     description: str,
     status: TaskStatus,
     assignee_id: uuid.UUID | None,
 ) -> Task:
+    caller.require(ProjectAction.EDIT)
+    project_id = caller.project.id
     await _require_assignable(session, project_id, assignee_id)
     task = Task(
+        id=uuid.uuid4(),
         project_id=project_id,
         title=title,
         description=description,
         status=status,
         assignee_id=assignee_id,
-        created_by=actor.user_id,
+        created_by=caller.tenant.user_id,
     )
     session.add(task)
+    record_audit(session, caller.actor, "task.created", "task", task.id, _described(task))
     await session.flush()
     return task
 
 
 async def list_tasks(
     session: AsyncSession,
-    project_id: uuid.UUID,
+    caller: ProjectCaller,
     page: PageRequest,
     *,
     status: TaskStatus | None = None,
     assignee_id: uuid.UUID | None = None,
 ) -> tuple[list[Task], str | None]:
     """A page of the project's tasks, oldest first, optionally filtered."""
-    statement = select(Task).where(Task.project_id == project_id)
+    caller.require(ProjectAction.READ)
+    statement = select(Task).where(Task.project_id == caller.project.id)
     if status is not None:
         statement = statement.where(Task.status == status)
     if assignee_id is not None:
         statement = statement.where(Task.assignee_id == assignee_id)
-    statement = paginate(statement, Task.created_at, Task.id, page)
-    return page_of((await session.scalars(statement)).all(), page)
+    return await fetch_page(session, statement, Task.created_at, Task.id, page)
 
 
-async def get_task(session: AsyncSession, project_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+async def _task(session: AsyncSession, project_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     task = await session.scalar(
         select(Task).where(Task.project_id == project_id, Task.id == task_id)
     )
@@ -93,22 +107,36 @@ async def get_task(session: AsyncSession, project_id: uuid.UUID, task_id: uuid.U
     return task
 
 
+async def get_task(session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID) -> Task:
+    caller.require(ProjectAction.READ)
+    return await _task(session, caller.project.id, task_id)
+
+
 async def update_task(
-    session: AsyncSession, project_id: uuid.UUID, task_id: uuid.UUID, changes: dict[str, Any]
+    session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID, changes: dict[str, Any]
 ) -> Task:
     """Apply `changes` (title, description, status, assignee_id; None unassigns)."""
-    task = await get_task(session, project_id, task_id)
+    caller.require(ProjectAction.EDIT)
+    task = await _task(session, caller.project.id, task_id)
     if "assignee_id" in changes:
-        await _require_assignable(session, project_id, changes["assignee_id"])
-    for field, value in changes.items():
-        setattr(task, field, value)
-    await session.flush()
+        await _require_assignable(session, caller.project.id, changes["assignee_id"])
+    changed = apply_changes(task, changes)
+    if changed:
+        record_audit(session, caller.actor, "task.updated", "task", task.id, changed)
+        await session.flush()
     return task
 
 
-async def delete_task(session: AsyncSession, project_id: uuid.UUID, task_id: uuid.UUID) -> None:
-    result = await session.execute(
-        delete(Task).where(Task.project_id == project_id, Task.id == task_id)
-    )
-    if result.rowcount == 0:
+async def delete_task(session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID) -> None:
+    caller.require(ProjectAction.EDIT)
+    deleted = (
+        await session.execute(
+            delete(Task)
+            .where(Task.project_id == caller.project.id, Task.id == task_id)
+            .returning(Task.title, Task.status, Task.assignee_id)
+        )
+    ).one_or_none()
+    if deleted is None:
         raise NotFound(TASK_NOT_FOUND)
+    data = {field: audit_value(value) for field, value in deleted._mapping.items()}
+    record_audit(session, caller.actor, "task.deleted", "task", task_id, data)

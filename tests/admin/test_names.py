@@ -15,7 +15,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenants.audit import Actor, record_audit
+from backend.core.audit import Actor
+from tenants.audit import record_audit
 from tenants.isolation import enter_tenant
 from tenants.roles import ProjectRole, TenantRole
 from tests.admin.conftest import AdminBrowser, AdminWorld, add_invitation

@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.base import SECRET_COLUMNS, AdminView
 from admin.setup import MODEL_VIEWS
+from backend.core.audit import Actor
 from backend.core.database import utcnow
 from backend.core.secrets import hash_token
 from backend.identity.models import ClientRole, PlatformAuditEvent, RefreshToken, User
 from backend.main import create_app
-from tenants.audit import Actor, record_audit
+from tenants.audit import record_audit
 from tenants.isolation import cross_tenant, enter_tenant
 from tests.admin.conftest import AdminBrowser, AdminWorld
 from tests.admin.test_tenant_scoping import TENANT_VIEWS

@@ -17,9 +17,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.scoping import AdminScope, AdminScopeMissing, AdminSessionMaker, bound_scope
+from backend.core.audit import Actor
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.projects.models import Project, ProjectMember, Task
-from tenants.audit import Actor, record_audit
+from tenants.audit import record_audit
 from tenants.isolation import cross_tenant, enter_tenant
 from tenants.models import AuditEvent, Membership, Tenant
 from tenants.roles import TenantRole

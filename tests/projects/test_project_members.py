@@ -7,9 +7,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor
 from backend.projects import service
 from tenants import service as tenants_service
-from tenants.audit import Actor
 from tenants.roles import ProjectRole, TenantRole
 from tests.factories import UserFactory, persist
 from tests.tenancy.world import TenantWorld, build_tenant

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from backend.core.audit import Actor
 from backend.projects.models import ProjectMember, Task
 from tenants import service
-from tenants.audit import Actor
 from tenants.isolation import enter_tenant
 from tenants.models import Membership
 from tenants.roles import ProjectRole, TenantRole

@@ -7,11 +7,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from backend.core.audit import Actor
 from backend.identity.models import ClientRole, OAuthClient, PlatformAuditEvent
 from backend.models import metadata
 from backend.projects.models import Task
 from tenants import service
-from tenants.audit import Actor
 from tenants.models import TenantStatus
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import bearer, random_id

@@ -10,11 +10,11 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from sqlalchemy import select
 
 from backend.identity import refresh_tokens
-from backend.identity.dependencies import client_principal_statement, user_principal_statement
 from backend.identity.keys import InvalidAccessToken
 from backend.identity.models import User
 from backend.identity.oauth2.grants import SECRET_AUTH_METHODS, USER_GRANT_AUTH_METHODS
 from backend.identity.oauth2.models import AccessCredential, Client, RefreshCredential
+from backend.identity.principals import client_principal_statement, user_principal_statement
 
 Credential = AccessCredential | RefreshCredential
 ACCESS_TOKEN_HINT = "access_token"  # noqa: S105 (a parameter value, not a secret)

@@ -2,12 +2,11 @@
 
 They run inside `AsyncSession.run_sync`, so `self.server.context.session` is a synchronous
 session on the request's connection. Nothing here may block the event loop: password hashing
-goes to a worker thread and is awaited from the greenlet with `await_only`.
+goes to a worker thread and is awaited from the greenlet with `await_only` (`credentials.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any
@@ -18,12 +17,10 @@ from authlib.oauth2.rfc6749 import (
     RefreshTokenGrant,
     ResourceOwnerPasswordCredentialsGrant,
 )
-from sqlalchemy import select
-from sqlalchemy.util import await_only
 
 from backend.core.database import utcnow
 from backend.identity import refresh_tokens
-from backend.identity.bootstrap import normalise_email
+from backend.identity.credentials import check_credentials
 from backend.identity.models import User
 from backend.identity.oauth2.models import RefreshCredential
 
@@ -66,15 +63,9 @@ class PasswordGrant(_IssuesOurTokens, ResourceOwnerPasswordCredentialsGrant):
         the same answer, so neither the body nor the time tells which accounts exist.
         """
         context = self.server.context
-        user = context.session.scalar(select(User).where(User.email == normalise_email(username)))
-        stored_hash = user.password_hash if user is not None else None
-        matches, upgraded_hash = await_only(
-            asyncio.to_thread(context.passwords.verify_blocking, password, stored_hash)
-        )
-        if user is None or not matches or not user.is_active:
+        user = check_credentials(context.session, context.passwords, username, password)
+        if user is None or not user.is_active:
             raise InvalidGrantError(WRONG_CREDENTIALS)
-        if upgraded_hash:
-            user.password_hash = upgraded_hash
         return user
 
 

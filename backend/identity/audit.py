@@ -1,0 +1,35 @@
+"""The platform audit log: writes that concern no tenant (a user deactivated, a tenant deleted).
+
+Written in the same transaction as the change it records, like a tenant's `audit_events`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.audit import Actor
+from backend.identity.models import PlatformAuditEvent
+
+
+def record_platform_audit(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: uuid.UUID | str,
+    data: dict[str, Any] | None = None,
+) -> PlatformAuditEvent:
+    """Add `action` (a dotted verb such as `user.deactivated`) to the platform log; `data`
+    holds what changed, never a secret."""
+    event = PlatformAuditEvent(
+        actor_user_id=actor.user_id,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        data=data or {},
+    )
+    session.add(event)
+    return event

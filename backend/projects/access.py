@@ -1,0 +1,110 @@
+"""`ProjectCaller`: a `TenantCaller` with its standing on one project, and the queries behind it.
+
+The caller's project role comes from one join (`membership_of`), written once here and used by
+the access query of the routes (`resolve_project_access`, one round trip with the tenant
+access), by `project_caller` (a caller already in hand: the admin panel, invitations) and by the
+project list. A project the caller cannot see answers 404, exactly like one that does not exist.
+No FastAPI here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, null, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.audit import Actor
+from backend.core.errors import Forbidden, NotFound
+from backend.identity.keys import AccessTokenClaims
+from backend.identity.models import User
+from backend.projects.models import Project, ProjectMember
+from tenants.access import resolve_tenant_access
+from tenants.caller import TenantCaller
+from tenants.models import Tenant
+from tenants.roles import ProjectAction, ProjectRole, project_allows
+
+PROJECT_NOT_FOUND = "No such project."
+
+
+@dataclass(frozen=True)
+class ProjectCaller:
+    tenant: TenantCaller
+    project: Project
+    role: ProjectRole
+
+    @property
+    def actor(self) -> Actor:
+        return self.tenant.actor
+
+    def can(self, action: ProjectAction) -> bool:
+        return project_allows(self.role, action)
+
+    def require(self, action: ProjectAction) -> None:
+        if not self.can(action):
+            raise Forbidden(f"Your project role ({self.role}) may not {action.value}.")
+
+
+def membership_of(user_id: Any) -> ColumnElement[bool]:
+    """Join condition: the project membership of `user_id` (a value or a column) on `Project`."""
+    return and_(
+        ProjectMember.tenant_id == Project.tenant_id,
+        ProjectMember.project_id == Project.id,
+        ProjectMember.user_id == user_id,
+    )
+
+
+def _as_project_caller(
+    caller: TenantCaller, project: Project | None, membership_role: ProjectRole | None
+) -> ProjectCaller:
+    role = caller.project_role(membership_role) if project is not None else None
+    if project is None or role is None:
+        raise NotFound(PROJECT_NOT_FOUND)
+    return ProjectCaller(caller, project, role)
+
+
+@dataclass(frozen=True)
+class _ProjectLookup:
+    """Adds the project and the user's project role (NULL for clients) to the access query."""
+
+    project_id: uuid.UUID
+
+    def _with_project(self, statement: Select[Any]) -> Select[Any]:
+        on_project = and_(Project.tenant_id == Tenant.id, Project.id == self.project_id)
+        return statement.add_columns(Project).outerjoin(Project, on_project)
+
+    def for_user(self, statement: Select[Any]) -> Select[Any]:
+        return (
+            self._with_project(statement)
+            .add_columns(ProjectMember.role)
+            .outerjoin(ProjectMember, membership_of(User.id))
+        )
+
+    def for_client(self, statement: Select[Any]) -> Select[Any]:
+        return self._with_project(statement).add_columns(null())
+
+
+async def resolve_project_access(
+    session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID, project_id: uuid.UUID
+) -> ProjectCaller:
+    """The token's caller on the project, with the tenant access, in one query."""
+    caller, (project, membership_role) = await resolve_tenant_access(
+        session, claims, tenant_id, _ProjectLookup(project_id)
+    )
+    return _as_project_caller(caller, project, membership_role)
+
+
+async def project_caller(
+    session: AsyncSession, caller: TenantCaller, project_id: uuid.UUID
+) -> ProjectCaller:
+    """`caller` on the project `project_id` of their tenant; 404 when they may not see it."""
+    statement = (
+        select(Project, ProjectMember.role)
+        .outerjoin(ProjectMember, membership_of(caller.user_id))
+        .where(Project.id == project_id)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    project, membership_role = row if row is not None else (None, None)
+    return _as_project_caller(caller, project, membership_role)

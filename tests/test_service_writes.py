@@ -1,0 +1,264 @@
+"""Every service write records exactly one audit event, in the service itself.
+
+The service modules are enumerated: each public coroutine is listed here as a write (and then
+performed, counting the audit events it adds) or as a read. A new service function that is in
+neither list fails `test_every_service_function_is_listed`, so that none escapes the audit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.audit import Actor
+from backend.core.pagination import PageRequest
+from backend.identity import administration
+from backend.identity.models import ClientRole, PlatformAuditEvent, User
+from backend.invitations import service as invitations
+from backend.projects import service as projects
+from backend.projects import tasks
+from backend.projects.access import ProjectCaller, project_caller
+from backend.projects.models import TaskStatus
+from tenants import clients
+from tenants import service as tenancy
+from tenants.caller import TenantCaller
+from tenants.isolation import enter_tenant
+from tenants.models import AuditEvent, Tenant, TenantStatus
+from tenants.roles import ProjectRole, TenantRole
+from tests.factories import UserFactory, persist
+from tests.tenancy.world import TenantWorld, build_tenant
+
+SERVICE_MODULES = (
+    "tenants.service",
+    "tenants.clients",
+    "tenants.audit",
+    "backend.projects.service",
+    "backend.projects.tasks",
+    "backend.invitations.service",
+    "backend.identity.administration",
+)
+
+
+@dataclass
+class Acting:
+    """The owner of acme as the services' caller, in one open transaction."""
+
+    app: FastAPI
+    session: AsyncSession
+    world: TenantWorld
+    caller: TenantCaller
+    on_apollo: ProjectCaller
+    outsider: User
+
+    @property
+    def actor(self) -> Actor:
+        return self.caller.actor
+
+    def user(self, name: str) -> User:
+        return self.world.users[name]
+
+    async def pending_invitation(self) -> Any:
+        [invitation], _ = await invitations.list_invitations(self.session, self.caller, _PAGE)
+        return invitation
+
+
+Write = Callable[[Acting], Awaitable[Any]]
+
+
+_PAGE = PageRequest(limit=10, after=None)
+
+
+def _mail(acting: Acting) -> dict[str, Any]:
+    return {"mailer": acting.app.state.mailer, "settings": acting.app.state.settings}
+
+
+WRITES: dict[str, Write] = {
+    "tenants.service.create_tenant": lambda a: tenancy.create_tenant(
+        a.session, a.actor, "Initech", "initech", owner_id=a.caller.user_id
+    ),
+    "tenants.service.update_tenant": lambda a: tenancy.update_tenant(
+        a.session, a.caller, name="Acme 2", slug=None
+    ),
+    "tenants.service.delete_tenant": lambda a: tenancy.delete_tenant(a.session, a.caller),
+    "tenants.service.set_tenant_status": lambda a: tenancy.set_tenant_status(
+        a.session, a.caller.tenant_id, TenantStatus.SUSPENDED, a.actor
+    ),
+    "tenants.service.add_member": lambda a: tenancy.add_member(
+        a.session, a.caller.tenant_id, a.outsider.id, TenantRole.MEMBER, a.actor
+    ),
+    "tenants.service.grant_membership": lambda a: tenancy.grant_membership(
+        a.session, a.caller, a.outsider.id, TenantRole.MEMBER
+    ),
+    "tenants.service.change_member_role": lambda a: tenancy.change_member_role(
+        a.session, a.caller, a.user("tom").id, TenantRole.VIEWER
+    ),
+    "tenants.service.remove_member": lambda a: tenancy.remove_member(
+        a.session, a.caller, a.user("tom").id
+    ),
+    "tenants.clients.create_service_client": lambda a: clients.create_service_client(
+        a.session, a.caller, "ci", ClientRole.MEMBER
+    ),
+    "tenants.clients.revoke_service_client": lambda a: clients.revoke_service_client(
+        a.session, a.caller, a.world.clients["robot"].client_id
+    ),
+    "backend.projects.service.create_project": lambda a: projects.create_project(
+        a.session, a.caller, "Hermes", ""
+    ),
+    "backend.projects.service.update_project": lambda a: projects.update_project(
+        a.session, a.on_apollo, name="Apollo 11", description=None
+    ),
+    "backend.projects.service.delete_project": lambda a: projects.delete_project(
+        a.session, a.on_apollo
+    ),
+    "backend.projects.service.set_project_member": lambda a: projects.set_project_member(
+        a.session, a.on_apollo, a.user("tom").id, ProjectRole.VIEWER
+    ),
+    "backend.projects.service.put_project_member": lambda a: projects.put_project_member(
+        a.session, a.on_apollo.project.id, a.user("tom").id, ProjectRole.VIEWER, a.actor
+    ),
+    "backend.projects.service.remove_project_member": lambda a: projects.remove_project_member(
+        a.session, a.on_apollo, a.user("tom").id
+    ),
+    "backend.projects.tasks.create_task": lambda a: tasks.create_task(
+        a.session,
+        a.on_apollo,
+        title="Fuel",
+        description="",
+        status=TaskStatus.TODO,
+        assignee_id=None,
+    ),
+    "backend.projects.tasks.update_task": lambda a: tasks.update_task(
+        a.session, a.on_apollo, a.world.tasks[0].id, {"status": TaskStatus.DONE}
+    ),
+    "backend.projects.tasks.delete_task": lambda a: tasks.delete_task(
+        a.session, a.on_apollo, a.world.tasks[0].id
+    ),
+    "backend.invitations.service.create_invitation": lambda a: invitations.create_invitation(
+        a.session, a.caller, email="nina@example.com", role=TenantRole.MEMBER, **_mail(a)
+    ),
+    "backend.invitations.service.create_project_invitation": lambda a: (
+        invitations.create_project_invitation(
+            a.session,
+            a.on_apollo,
+            email="nina@example.com",
+            project_role=ProjectRole.VIEWER,
+            **_mail(a),
+        )
+    ),
+    "backend.invitations.service.resend_invitation": lambda a: _on_invitation(
+        a, lambda i: invitations.resend_invitation(a.session, a.caller, i.id, **_mail(a))
+    ),
+    "backend.invitations.service.revoke_invitation": lambda a: _on_invitation(
+        a, lambda i: invitations.revoke_invitation(a.session, a.caller, i.id)
+    ),
+    "backend.identity.administration.deactivate_user": lambda a: administration.deactivate_user(
+        a.session, a.actor, a.user("tom")
+    ),
+    "backend.identity.administration.reactivate_user": lambda a: administration.reactivate_user(
+        a.session, a.actor, a.user("tom")
+    ),
+    "backend.identity.administration.revoke_user_sessions": lambda a: (
+        administration.revoke_user_sessions(a.session, a.actor, a.user("tom"))
+    ),
+    "backend.identity.administration.update_user": lambda a: administration.update_user(
+        a.session, a.actor, a.user("tom"), full_name="Tom Thumb", is_superuser=False
+    ),
+}
+
+READS = {
+    "tenants.service.ensure_tenant_context",
+    "tenants.service.memberships_of_user",
+    "tenants.service.tenants_of_user",
+    "tenants.service.list_members",
+    "tenants.clients.list_service_clients",
+    "tenants.audit.list_audit_events",
+    "backend.projects.service.list_projects",
+    "backend.projects.service.list_project_members",
+    "backend.projects.tasks.list_tasks",
+    "backend.projects.tasks.get_task",
+    "backend.invitations.service.list_invitations",
+}
+
+# Steps of a listed write, not writes of their own.
+PARTS = {"backend.projects.service.unassign_tasks_of_leaving_member": "remove_member"}
+
+
+async def _on_invitation(acting: Acting, write: Callable[[Any], Awaitable[Any]]) -> Any:
+    return await write(await acting.pending_invitation())
+
+
+def _service_coroutines() -> set[str]:
+    found = set()
+    for name in SERVICE_MODULES:
+        module = importlib.import_module(name)
+        for attribute, value in vars(module).items():
+            public = not attribute.startswith("_")
+            if public and inspect.iscoroutinefunction(value) and value.__module__ == name:
+                found.add(f"{name}.{attribute}")
+    return found
+
+
+def test_every_service_function_is_listed() -> None:
+    assert _service_coroutines() == set(WRITES) | READS | set(PARTS)
+
+
+async def _arrange(app: FastAPI, db: AsyncSession) -> TenantWorld:
+    world = await build_tenant(db, "acme", {"olive": TenantRole.OWNER, "tom": TenantRole.MEMBER})
+    await world.add_project(db, "Apollo", {"olive": ProjectRole.OWNER, "tom": ProjectRole.EDITOR})
+    await world.add_task(db, "Apollo", assignee="tom")
+    await world.add_client(db, "robot", ClientRole.MEMBER)
+    async with app.state.database.session_factory() as session, session.begin():
+        await enter_tenant(session, world.id)
+        caller = await _owner(session, world)
+        await invitations.create_invitation(
+            session,
+            caller,
+            email="new@example.com",
+            role=TenantRole.MEMBER,
+            mailer=app.state.mailer,
+            settings=app.state.settings,
+        )
+    return world
+
+
+async def _owner(session: AsyncSession, world: TenantWorld) -> TenantCaller:
+    tenant = await session.scalar(select(Tenant).where(Tenant.id == world.id))
+    user = await session.scalar(select(User).where(User.id == world.users["olive"].id))
+    assert tenant is not None
+    assert user is not None
+    return TenantCaller(tenant=tenant, role=TenantRole.OWNER, user=user)
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+async def test_each_service_write_records_one_audit_event(
+    app: FastAPI, db: AsyncSession, name: str
+) -> None:
+    world = await _arrange(app, db)
+    outsider = await persist(db, UserFactory(email="nina@example.com"))
+    recorded: list[AuditEvent | PlatformAuditEvent] = []
+
+    def count_events(session: Any, _context: Any, _instances: Any) -> None:
+        audit_rows = (AuditEvent, PlatformAuditEvent)
+        recorded.extend(row for row in session.new if isinstance(row, audit_rows))
+
+    async with app.state.database.session_factory() as session:
+        await enter_tenant(session, world.id)
+        caller = await _owner(session, world)
+        on_apollo = await project_caller(session, caller, world.projects["Apollo"].id)
+        for name_, user in world.users.items():  # the session's own copies
+            world.users[name_] = await session.get(User, user.id) or user
+        acting = Acting(app, session, world, caller, on_apollo, outsider)
+        event.listen(session.sync_session, "before_flush", count_events)
+        await WRITES[name](acting)
+        await session.flush()
+        await session.rollback()
+
+    assert len(recorded) == 1, [row.action for row in recorded]
