@@ -29,6 +29,7 @@ from admin.scoping import AdminScope, bound_scope
 from backend.core.config import Settings
 from backend.core.database import Database
 from backend.core.dependencies import client_address
+from backend.core.ids import parse_uuid
 from backend.identity.accounts import normalise_email
 from backend.identity.models import User
 from backend.identity.panel_sessions import (
@@ -57,13 +58,6 @@ REFUSED = (
 )
 DEACTIVATED = "This account is deactivated."
 THROTTLED = "Too many failed sign-in attempts. Try again in {seconds} seconds."
-
-
-def _uuid(value: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
 
 
 async def eligible_tenants(session: AsyncSession, user_id: uuid.UUID) -> list[MembershipSummary]:
@@ -116,7 +110,7 @@ async def load_scope(database: Database, data: Mapping[str, Any]) -> AdminScope 
             return None
         if user.is_superuser:
             return AdminScope(user.id, user.email, platform=True)
-        tenant_id = _uuid(data.get(SESSION_TENANT))
+        tenant_id = parse_uuid(data.get(SESSION_TENANT))
         if tenant_id is None:
             return AdminScope(user.id, user.email)
         return await _tenant_scope(session, user, tenant_id)

@@ -26,10 +26,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
-from sqladmin import ModelView
 from sqladmin.exceptions import SQLAdminException
 from sqladmin.helpers import get_primary_keys, object_identifier_values
 from sqlalchemy import Enum, Select, select
+from sqlalchemy import inspect as inspect_model
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, joinedload
@@ -42,10 +42,12 @@ from wtforms import Form
 from wtforms.fields.core import UnboundField
 
 from admin.filters import tenant_filter
-from admin.pickers import Picker, optional_uuid
+from admin.pickers import Picker
 from admin.scoping import AdminScope, current_scope, current_scope_or_none, enter_row_tenant
+from admin.sqladmin_adapter import IdentifierLookup
 from backend.core.database import run_after_commit
 from backend.core.errors import Problem
+from backend.core.ids import parse_uuid
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
 from tenants.models import Membership
@@ -88,8 +90,15 @@ def person(relation: str, column: str) -> Callable[[Any, Any], str]:
     return email
 
 
-class AdminView(ModelView):
+def _column_names(columns: Sequence[Any]) -> list[str]:
+    """Names of configured columns: attributes by key, strings (`"user.email"`) as written."""
+    return [column if isinstance(column, str) else column.key for column in columns]
+
+
+class AdminView(IdentifierLookup):
     page_size = 25
+    # The app the panel serves (its mailer and settings), set on each view class at mounting.
+    main_app: ClassVar[Any]
     can_import = False
     # An export is built in memory: capped, so that one click cannot hold the whole table.
     export_max_rows = EXPORT_MAX_ROWS
@@ -107,12 +116,12 @@ class AdminView(ModelView):
 
     def _refuse_secrets(self) -> None:
         shown = [
-            *self._list_prop_names,
-            *self._details_prop_names,
-            *(self._form_prop_names if self.can_create or self.can_edit else ()),
-            *self._export_prop_names,
-            *self._search_fields,
-            *self._sort_fields,
+            *self.get_list_columns(),
+            *self.get_details_columns(),
+            *(self.get_form_columns() if self.can_create or self.can_edit else ()),
+            *self.get_export_columns(),
+            *_column_names(self.column_searchable_list),
+            *_column_names(self.column_sortable_list),
             *self.form_pickers,
         ]
         leaked = SECRET_COLUMNS & {name.rsplit(".", 1)[-1] for name in shown}
@@ -123,8 +132,9 @@ class AdminView(ModelView):
         # SQLAdmin coerces an enum member by its *name* ("OWNER"), which matches none of the
         # choices (values, "owner"): an edit form would then save the first choice instead.
         enum_fields = {}
-        for name in self._form_prop_names:
-            prop = self._mapper.attrs.get(name)
+        attributes = inspect_model(self.model).attrs
+        for name in self.get_form_columns():
+            prop = attributes.get(name)
             if isinstance(prop, ColumnProperty) and isinstance(prop.columns[0].type, Enum):
                 enum_fields[name] = {"coerce": str}
         return enum_fields
@@ -149,9 +159,10 @@ class AdminView(ModelView):
     def count_query(self, request: Request) -> Select:
         return super().count_query(request).where(*self.scope_criteria(current_scope()))
 
-    def _stmt_by_identifier(self, identifier: str) -> Select:
+    def statement_for_identifier(self, identifier: str) -> Select:
+        """The row an identifier names, within the scope; a malformed identifier is a 404."""
         try:
-            statement = super()._stmt_by_identifier(identifier)
+            statement = super().statement_for_identifier(identifier)
         except (TypeError, ValueError) as exc:
             raise HTTPException(status_code=404) from exc
         return statement.where(*self.scope_criteria(current_scope()))
@@ -164,7 +175,7 @@ class AdminView(ModelView):
         return filters
 
     async def fetch(self, session: AsyncSession, pk: str) -> Any:
-        return _found(await session.scalar(self._stmt_by_identifier(pk)))
+        return _found(await session.scalar(self.statement_for_identifier(pk)))
 
     async def check_can_view_details(self, request: Request, model: Any) -> bool:
         return await super().check_can_view_details(request, _found(model))
@@ -189,11 +200,14 @@ class AdminView(ModelView):
             async with self.session_maker() as session:
                 for name, picker in pickers.items():
                     setattr(form, name, picker.field(await picker.choices(session, scope)))
-        if rules:
-            self._validate_form_class(rules, form)
-            for name, field in vars(form).items():
-                if isinstance(field, UnboundField) and name in rules:
+        if rules:  # keep the fields the rules name, in the rules' order
+            for name, field in list(vars(form).items()):
+                if not isinstance(field, UnboundField):
+                    continue
+                if name in rules:
                     field.creation_counter = rules.index(name)
+                else:
+                    delattr(form, name)
         return form
 
     async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
@@ -254,7 +268,7 @@ class AdminView(ModelView):
         scope = current_scope()
         if issubclass(self.model, TenantScoped):
             # Forced in the tenant view: the form has no such field, and none is taken.
-            data = {**data, "tenant_id": scope.tenant_id or optional_uuid(data.get("tenant_id"))}
+            data = {**data, "tenant_id": scope.tenant_id or parse_uuid(data.get("tenant_id"))}
             if data["tenant_id"] is None:
                 raise AdminWriteRefused("Pick a tenant.")
         async with self.writing(scope, data.get("tenant_id")) as session:

@@ -16,18 +16,18 @@ at sign-in and sign-out, so a token from before either is worthless after it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Iterable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.core.csrf import CsrfSigner, from_allowed_origin, origin_of
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -49,25 +49,14 @@ class CsrfTokens:
     """Per-session tokens: derived from the session id, so the session stores only the id."""
 
     def __init__(self, secret_key: str) -> None:
-        self._key = hashlib.sha256(b"admin-csrf:" + secret_key.encode()).digest()
-
-    def _sign(self, session_id: str) -> str:
-        return hmac.new(self._key, session_id.encode(), hashlib.sha256).hexdigest()
+        self._signer = CsrfSigner(secret_key, "admin-csrf")
 
     def for_session(self, session: MutableMapping[str, Any]) -> str:
         session_id = session.get(SESSION_ID_KEY) or renew_session_id(session)
-        return self._sign(session_id)
+        return self._signer.token_for(session_id)
 
     def matches(self, session: MutableMapping[str, Any], token: str | None) -> bool:
-        session_id = session.get(SESSION_ID_KEY)
-        if not session_id or not token:
-            return False
-        return hmac.compare_digest(self._sign(session_id), token)
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+        return self._signer.matches(session.get(SESSION_ID_KEY), token)
 
 
 def route_path(scope: Scope) -> str:
@@ -160,13 +149,7 @@ class CsrfMiddleware:
     def same_origin(self, scope: Scope) -> bool:
         headers = Headers(scope=scope)
         own = f"{scope['scheme']}://{headers.get('host', '')}".lower()
-        claimed = headers.get("origin")
-        if claimed is None:
-            referer = headers.get("referer")
-            if not referer:
-                return False
-            claimed = origin_of(referer)
-        return claimed.lower() in self.trusted_origins | {own}
+        return from_allowed_origin(headers, self.trusted_origins | {own})
 
     async def token_of(self, scope: Scope, body: bytes) -> str | None:
         headers = Headers(scope=scope)

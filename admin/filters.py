@@ -10,7 +10,7 @@ from sqladmin.filters import StaticValuesFilter
 from sqlalchemy import Select, false, select
 from starlette.requests import Request
 
-from admin.pickers import optional_uuid
+from backend.core.ids import parse_uuid
 from tenants.models import Tenant
 
 ALL = ("", "__all")
@@ -35,10 +35,8 @@ class LookupFilter:
     async def get_filtered_query(self, query: Select, value: Any, model: Any) -> Select:
         if value is None or value in ALL:
             return query
-        try:
-            return query.where(self.column == optional_uuid(value))
-        except ValueError:
-            return query.where(false())
+        chosen = parse_uuid(value)
+        return query.where(false() if chosen is None else self.column == chosen)
 
 
 def tenant_filter(column: Any) -> LookupFilter:

@@ -9,7 +9,6 @@ and a value outside the choices fails validation. The composite foreign keys, wh
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -20,18 +19,13 @@ from wtforms import validators
 from wtforms.fields.core import UnboundField
 
 from admin.scoping import AdminScope
+from backend.core.ids import parse_uuid
 from backend.identity.models import User
 from backend.projects.models import Project
 from tenants.models import Membership, Tenant
 
 Choices = list[tuple[str, str]]
 ChoiceQuery = Callable[[AsyncSession, AdminScope], Awaitable[Choices]]
-
-
-def optional_uuid(value: object) -> uuid.UUID | None:
-    if value in (None, "", "__None"):
-        return None
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 async def tenant_choices(session: AsyncSession, scope: AdminScope) -> Choices:
@@ -77,7 +71,7 @@ class Picker:
         return SelectField(
             self.label,
             choices=choices,
-            coerce=optional_uuid,
+            coerce=parse_uuid,
             allow_blank=not self.required,
             validators=[validators.InputRequired() if self.required else validators.Optional()],
         )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import types
 from pathlib import Path
+from typing import Any, ClassVar
 
 from fastapi import FastAPI
-from sqladmin import Admin, BaseView, ModelView, expose
-from sqladmin._menu import CategoryMenu, ViewMenu
+from sqladmin import Admin, BaseView, expose
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -22,8 +22,8 @@ from admin.auth import (
 )
 from admin.csrf import CsrfTokens
 from admin.permissions import PICKER, ScopeGrants
-from admin.pickers import optional_uuid
 from admin.scoping import AdminSessionMaker
+from admin.sqladmin_adapter import CategoryHidingAdmin
 from admin.views_identity import (
     OAuthClientAdmin,
     PlatformAuditEventAdmin,
@@ -33,6 +33,7 @@ from admin.views_identity import (
 from admin.views_tenancy import AuditEventAdmin, InvitationAdmin, MembershipAdmin, TenantAdmin
 from admin.views_work import ProjectAdmin, ProjectMemberAdmin, TaskAdmin
 from backend.core.config import Settings
+from backend.core.ids import parse_uuid
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -56,6 +57,7 @@ class TenantPicker(BaseView):
 
     name = "Switch tenant"
     icon = "fa-solid fa-right-left"
+    auth: ClassVar[AdminAuth]  # set at mounting
 
     def is_visible(self, request: Request) -> bool:
         scope = request_scope(request)
@@ -64,7 +66,7 @@ class TenantPicker(BaseView):
     @expose(PICKER_PATH, methods=["GET", "POST"], identity=PICKER)
     async def pick(self, request: Request) -> Response:
         scope = request_scope(request)
-        auth: AdminAuth = self._admin_ref.authentication_backend
+        auth = self.auth
         if scope is None or scope.platform:
             return RedirectResponse(request.url_for("admin:index"), status_code=302)
         async with auth.main_app.state.database.session_factory() as session:
@@ -74,10 +76,7 @@ class TenantPicker(BaseView):
             return await auth.login_page(request, REFUSED, 403)
         error = ""
         if request.method == "POST":
-            try:
-                chosen = optional_uuid((await request.form()).get("tenant_id"))
-            except ValueError:
-                chosen = None
+            chosen = parse_uuid((await request.form()).get("tenant_id"))
             if chosen in {tenant.tenant_id for tenant in tenants}:
                 request.session[SESSION_TENANT] = str(chosen)
                 return RedirectResponse(request.url_for("admin:index"), status_code=302)
@@ -86,16 +85,7 @@ class TenantPicker(BaseView):
         return await self.templates.TemplateResponse(request, "tenant_picker.html", context)
 
 
-class _Category(CategoryMenu):
-    """A menu category shown only when one of its views is open to the signed-in admin."""
-
-    def is_visible(self, request: Request) -> bool:
-        return any(
-            child.is_visible(request) and child.is_accessible(request) for child in self.children
-        )
-
-
-class TenantDeskAdmin(Admin):
+class TenantDeskAdmin(CategoryHidingAdmin):
     def __init__(self, app: FastAPI, settings: Settings) -> None:
         tokens = CsrfTokens(settings.secret_key_value())
         auth = AdminAuth(app, settings, tokens)
@@ -116,16 +106,11 @@ class TenantDeskAdmin(Admin):
         self.templates.env.globals["admin_scope"] = request_scope
         # SQLAdmin configures a view through class attributes (session maker, templates, admin):
         # a subclass per Admin keeps two apps in one process (tests, a live server) apart.
+        own: dict[str, Any] = {"main_app": app, "auth": auth}
         for view in (*MODEL_VIEWS, TenantPicker):
-            self.add_view(types.new_class(view.__name__, (view,)))
-
-    def _build_menu(self, view: ModelView | BaseView) -> None:
-        if not view.category:
-            super()._build_menu(view)
-            return
-        category = _Category(name=view.category, icon=view.category_icon)
-        category.add_child(ViewMenu(view=view, name=view.name, icon=view.icon))
-        self._menu.add(category)
+            self.add_view(
+                types.new_class(view.__name__, (view,), exec_body=lambda ns: ns.update(own))
+            )
 
 
 def mount_admin(app: FastAPI, settings: Settings) -> Admin:

@@ -217,7 +217,7 @@ class InvitationAdmin(ReadOnlyView, model=Invitation):
     async def resend_row(
         self, session: AsyncSession, scope: AdminScope, invitation: Invitation
     ) -> None:
-        state = self._admin_ref.main_app.state
+        state = self.main_app.state
         caller = await tenant_caller(session, scope, invitation.tenant_id)
         await invitations.resend_invitation(
             session, caller, invitation.id, mailer=state.mailer, settings=state.settings

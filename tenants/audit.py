@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.audit import Actor
+from backend.core.audit import Actor, event_columns
 from backend.core.pagination import PageRequest, fetch_page
 from tenants.caller import TenantCaller
 from tenants.models import AuditEvent
@@ -23,19 +23,9 @@ def record_audit(
     target_id: uuid.UUID | str,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add an event to the session's tenant (taken from the tenant context, like every insert).
-
-    `action` is a dotted verb such as `member.role_changed`; `data` holds what changed, never a
-    secret.
-    """
-    event = AuditEvent(
-        actor_user_id=actor.user_id,
-        actor_client_id=actor.client_id,
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        data=data or {},
-    )
+    """Add an event to the session's tenant (taken from the tenant context, like every insert)."""
+    columns = event_columns(actor, action, target_type, target_id, data)
+    event = AuditEvent(**columns, actor_client_id=actor.client_id)
     session.add(event)
     return event
 

@@ -22,6 +22,24 @@ class Actor:
     client_id: str | None = None
 
 
+def event_columns(
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: uuid.UUID | str,
+    data: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The columns every audit event has, whichever log it goes to. `action` is a dotted verb
+    such as `member.role_changed`; `data` holds what changed, never a secret."""
+    return {
+        "actor_user_id": actor.user_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id),
+        "data": data or {},
+    }
+
+
 def audit_value(value: Any) -> Any:
     """A JSON-ready form of a column value."""
     if isinstance(value, Enum):

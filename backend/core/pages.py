@@ -30,22 +30,20 @@ _CONTENT_SECURITY_POLICY = (
 )
 
 
-def page_headers(referrer_policy: str = "no-referrer") -> dict[str, str]:
-    return {
-        "Cache-Control": "no-store",
-        "Referrer-Policy": referrer_policy,
-        "X-Frame-Options": "DENY",
-        "Content-Security-Policy": _CONTENT_SECURITY_POLICY,
-    }
+class PageRenderer:
+    """Renders the pages of one router, each with the headers every such page sends."""
 
+    def __init__(self, referrer_policy: str = "no-referrer") -> None:
+        self.headers = {
+            "Cache-Control": "no-store",
+            "Referrer-Policy": referrer_policy,
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": _CONTENT_SECURITY_POLICY,
+        }
 
-def render_page(
-    request: Request,
-    template: str,
-    headers: dict[str, str],
-    status_code: int = 200,
-    **context: Any,
-) -> HTMLResponse:
-    return _templates.TemplateResponse(
-        request, template, context, status_code=status_code, headers=headers
-    )
+    def render(
+        self, request: Request, template: str, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        return _templates.TemplateResponse(
+            request, template, context, status_code=status_code, headers=dict(self.headers)
+        )

@@ -76,7 +76,7 @@ def _page_request(
 Pagination = Annotated[PageRequest, Depends(_page_request)]
 
 
-def paginate(
+def _paginate(
     statement: Select[Any],
     created_at: InstrumentedAttribute[datetime],
     row_id: InstrumentedAttribute[Any],
@@ -108,7 +108,7 @@ def _created_at_and_id(row: Any) -> tuple[datetime, Any]:
     return row.created_at, row.id
 
 
-def page_of(
+def _page_of(
     rows: Sequence[RowT],
     page: PageRequest,
     key: Callable[[RowT], tuple[datetime, Any]] = _created_at_and_id,
@@ -139,7 +139,7 @@ async def fetch_page(
     `(created_at, id)` when the item has no attributes of those names (a row of several
     entities); by default they are read by the columns' names.
     """
-    ordered = paginate(statement, created_at, row_id, page, newest_first=newest_first)
+    ordered = _paginate(statement, created_at, row_id, page, newest_first=newest_first)
     one_entity = len(statement.column_descriptions) == 1
     result = await (session.scalars(ordered) if one_entity else session.execute(ordered))
     if key is None:
@@ -148,4 +148,4 @@ async def fetch_page(
         def key(item: Any) -> tuple[datetime, Any]:
             return getattr(item, names[0]), getattr(item, names[1])
 
-    return page_of(result.all(), page, key)
+    return _page_of(result.all(), page, key)

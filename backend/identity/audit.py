@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.audit import Actor
+from backend.core.audit import Actor, event_columns
 from backend.identity.models import PlatformAuditEvent
 
 
@@ -22,14 +22,7 @@ def record_platform_audit(
     target_id: uuid.UUID | str,
     data: dict[str, Any] | None = None,
 ) -> PlatformAuditEvent:
-    """Add `action` (a dotted verb such as `user.deactivated`) to the platform log; `data`
-    holds what changed, never a secret."""
-    event = PlatformAuditEvent(
-        actor_user_id=actor.user_id,
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        data=data or {},
-    )
+    """Add an event to the platform log (service clients never act on the platform)."""
+    event = PlatformAuditEvent(**event_columns(actor, action, target_type, target_id, data))
     session.add(event)
     return event

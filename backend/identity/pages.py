@@ -7,15 +7,13 @@ to know already, and knowing it, could use directly.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import DbSession
 from backend.core.errors import Problem
-from backend.core.pages import FormField, page_headers, render_page
+from backend.core.pages import FormField, PageRenderer
 from backend.identity import one_time_tokens, service
 from backend.identity.dependencies import AppPasswords
 from backend.identity.models import OneTimePurpose
@@ -23,13 +21,7 @@ from backend.identity.password_policy import MIN_LENGTH, password_problem
 
 router = APIRouter(include_in_schema=False)
 
-_HEADERS = page_headers("no-referrer")
-
-
-def _render(
-    request: Request, template: str, status_code: int = 200, **context: Any
-) -> HTMLResponse:
-    return render_page(request, template, _HEADERS, status_code, **context)
+_render = PageRenderer("no-referrer").render
 
 
 def _message(request: Request, heading: str, message: str, status_code: int = 200) -> HTMLResponse:

@@ -1,58 +1,50 @@
-"""CSRF protection for the invitation page's forms: signed double-submit token, Origin check.
+"""CSRF protection for the invitation page's forms: a token bound to a cookie, and Origin.
 
-The page sets a random nonce in an HttpOnly, SameSite=Strict cookie and puts the same nonce,
-signed with SECRET_KEY (itsdangerous, with an expiry), in a hidden field. A POST must carry
-both, matching, and come from PUBLIC_BASE_URL's origin. A forged cross-site form has neither the
-cookie (SameSite) nor a valid signature for it, and its Origin gives it away too.
+The page sets a random nonce in an HttpOnly, SameSite=Strict cookie and puts a token derived
+from it (`backend.core.csrf.CsrfSigner`) in a hidden field. A POST must carry both, matching, and
+come from PUBLIC_BASE_URL's origin. A forged cross-site form has neither the cookie (SameSite)
+nor the token for it, and its Origin gives it away too. The cookie lives an hour.
 """
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
 from backend.core.config import Settings
+from backend.core.csrf import CsrfSigner, from_allowed_origin, origin_of
 
 COOKIE_NAME = "invitation_csrf"
 FIELD_NAME = "csrf_token"
 COOKIE_PATH = "/invitations"
 MAX_AGE_SECONDS = 3600
-_SALT = "invitations.accept-page.csrf"
 
 
 class CsrfRejected(Exception):
     """The form did not come from our page in this browser, or it is too old."""
 
 
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 @dataclass(frozen=True)
 class CsrfGuard:
-    serializer: URLSafeTimedSerializer
+    signer: CsrfSigner
     origin: str
     secure_cookie: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CsrfGuard:
         return cls(
-            serializer=URLSafeTimedSerializer(settings.secret_key_value(), salt=_SALT),
-            origin=_origin_of(settings.public_base_url),
+            signer=CsrfSigner(settings.secret_key_value(), "invitation-page-csrf"),
+            origin=origin_of(settings.public_base_url),
             secure_cookie=settings.public_base_url.startswith("https://"),
         )
 
     def new_token(self) -> tuple[str, str]:
-        """(cookie nonce, signed form token): render the form token, then `set_cookie`."""
+        """(cookie nonce, form token): render the form token, then `set_cookie`."""
         nonce = secrets.token_urlsafe(32)
-        return nonce, str(self.serializer.dumps(nonce))
+        return nonce, self.signer.token_for(nonce)
 
     def set_cookie(self, response: Response, nonce: str) -> None:
         response.set_cookie(
@@ -65,25 +57,8 @@ class CsrfGuard:
             samesite="strict",
         )
 
-    def _check_origin(self, request: Request) -> None:
-        origin = request.headers.get("origin")
-        if origin is not None:
-            if origin != self.origin:
-                raise CsrfRejected("foreign origin")
-            return
-        # Browsers send Origin with every POST; Referer is the fallback for older ones.
-        referer = request.headers.get("referer")
-        if referer is None or _origin_of(referer) != self.origin:
-            raise CsrfRejected("no origin")
-
     def check(self, request: Request, form_token: str) -> None:
-        self._check_origin(request)
-        nonce = request.cookies.get(COOKIE_NAME)
-        if not nonce or not form_token:
-            raise CsrfRejected("missing token")
-        try:
-            signed_nonce = self.serializer.loads(form_token, max_age=MAX_AGE_SECONDS)
-        except BadSignature as exc:  # SignatureExpired included
-            raise CsrfRejected("bad token") from exc
-        if not isinstance(signed_nonce, str) or not hmac.compare_digest(signed_nonce, nonce):
-            raise CsrfRejected("token and cookie differ")
+        if not from_allowed_origin(request.headers, {self.origin}):
+            raise CsrfRejected("foreign or missing origin")
+        if not self.signer.matches(request.cookies.get(COOKIE_NAME), form_token):
+            raise CsrfRejected("the token does not match this browser's cookie")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.database import DbSession
 from backend.core.dependencies import client_address
 from backend.core.errors import Gone, NotFound, Problem
-from backend.core.pages import FormField, page_headers, render_page
+from backend.core.pages import FormField, PageRenderer
 from backend.identity.dependencies import AppPasswords
 from backend.identity.password_policy import MIN_LENGTH as PASSWORD_MIN_LENGTH
 from backend.identity.sign_in_throttle import SignInThrottle
@@ -29,17 +29,11 @@ from backend.invitations.schemas import InvitationAcceptNewUser
 
 router = APIRouter(prefix="/invitations", include_in_schema=False)
 
-_HEADERS = page_headers("same-origin")
+_render = PageRenderer("same-origin").render
 
 STALE_FORM = (
     "This form has expired or did not come from this site. Open the link from the mail again."
 )
-
-
-def _render(
-    request: Request, template: str, status_code: int = 200, **context: Any
-) -> HTMLResponse:
-    return render_page(request, template, _HEADERS, status_code, **context)
 
 
 def _invalid(request: Request, problem: Problem) -> HTMLResponse:
