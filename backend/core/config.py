@@ -45,7 +45,10 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     database_max_overflow: int = 10
     database_pool_timeout_seconds: float = 10.0
-    database_pool_pre_ping: bool = True
+    # Off: SQLAlchemy's asyncpg ping is BEGIN, a query and ROLLBACK, three round trips on every
+    # checkout. Without it a connection broken by a database restart fails one request, after
+    # which the whole pool is replaced.
+    database_pool_pre_ping: bool = False
 
     secret_key: SecretStr | None = None
     jwt_private_keys: SecretStr | None = None

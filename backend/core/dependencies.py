@@ -10,11 +10,11 @@ from backend.core.config import Settings
 from backend.core.mail import Mailer
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _mailer(request: Request) -> Mailer:
+async def _mailer(request: Request) -> Mailer:
     return request.app.state.mailer
 
 

@@ -66,7 +66,7 @@ def _typed_id(row_id: InstrumentedAttribute[Any], text: str) -> Any:
         raise BadRequest("The cursor is not valid.") from exc
 
 
-def _page_request(
+async def _page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PageRequest:
@@ -140,12 +140,14 @@ async def fetch_page(
     entities); by default they are read by the columns' names.
     """
     ordered = _paginate(statement, created_at, row_id, page, newest_first=newest_first)
-    one_entity = len(statement.column_descriptions) == 1
-    result = await (session.scalars(ordered) if one_entity else session.execute(ordered))
+    result = await session.execute(ordered)
+    # One column (an entity, say) gives its values; several give rows. Read from the result, not
+    # from `statement.column_descriptions`, which would compile the statement again.
+    items = result.scalars().all() if len(result.keys()) == 1 else result.all()
     if key is None:
         names = created_at.key, row_id.key
 
         def key(item: Any) -> tuple[datetime, Any]:
             return getattr(item, names[0]), getattr(item, names[1])
 
-    return _page_of(result.all(), page, key)
+    return _page_of(items, page, key)

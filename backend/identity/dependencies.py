@@ -10,26 +10,28 @@ from fastapi.security import OAuth2PasswordBearer
 from backend.core.database import DbSession
 from backend.core.errors import Forbidden, Unauthorized
 from backend.identity.keys import AccessTokenClaims, InvalidAccessToken, KeyRing
-from backend.identity.models import User
+from backend.identity.models import OAuthClient, User
 from backend.identity.passwords import Passwords
 from backend.identity.principals import (
     Principal,
-    client_principal_statement,
-    user_principal_statement,
+    principal_parameters,
+    principal_statement,
 )
 
 # Documents the password flow in OpenAPI, so /docs has a working Authorize button.
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/oauth/token", auto_error=False)
 
 
-def get_key_ring(request: Request) -> KeyRing:
+async def get_key_ring(request: Request) -> KeyRing:
     return request.app.state.key_ring
 
 
 AppKeyRing = Annotated[KeyRing, Depends(get_key_ring)]
 
 
-def _verified_claims(key_ring: AppKeyRing, token: Annotated[str | None, Depends(bearer_scheme)]):
+async def _verified_claims(
+    key_ring: AppKeyRing, token: Annotated[str | None, Depends(bearer_scheme)]
+) -> AccessTokenClaims:
     if not token:
         raise Unauthorized("A bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
     try:
@@ -42,14 +44,11 @@ TokenClaims = Annotated[AccessTokenClaims, Depends(_verified_claims)]
 
 
 async def _current_principal(claims: TokenClaims, session: DbSession) -> Principal:
-    if claims.tenant_id is not None:
-        client = await session.scalar(client_principal_statement(claims))
-        if client is not None:
-            return Principal(claims=claims, client=client)
-    else:
-        user = await session.scalar(user_principal_statement(claims))
-        if user is not None:
-            return Principal(claims=claims, user=user)
+    found = await session.scalar(principal_statement(claims), principal_parameters(claims))
+    if isinstance(found, OAuthClient):
+        return Principal(claims=claims, client=found)
+    if isinstance(found, User):
+        return Principal(claims=claims, user=found)
     raise Unauthorized("The access token is no longer valid.")
 
 
@@ -65,7 +64,7 @@ async def _current_user(principal: CurrentPrincipal) -> User:
 CurrentUser = Annotated[User, Depends(_current_user)]
 
 
-def _passwords(request: Request) -> Passwords:
+async def _passwords(request: Request) -> Passwords:
     return request.app.state.passwords
 
 

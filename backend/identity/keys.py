@@ -11,6 +11,7 @@ import json
 import re
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,39 @@ class AccessTokenClaims:
     session_id: str | None = None
 
 
+class VerifiedTokens:
+    """The claims of tokens already verified, until each one's `exp`, at most `capacity` of them.
+
+    A signature check (ES256) costs more than the rest of a cached request's token handling, and
+    a client sends the same token for its whole lifetime. The cache holds only what the signature
+    and claims checks accepted, keyed by the whole token, so a token differing by one byte is
+    verified afresh. Revocation, deactivation and "log out everywhere" are not decided here: the
+    access query checks them on every request. The oldest entry goes first when full.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._claims: OrderedDict[str, AccessTokenClaims] = OrderedDict()
+
+    def get(self, token: str) -> AccessTokenClaims | None:
+        claims = self._claims.get(token)
+        if claims is not None and time.time() >= claims.expires_at:
+            self._claims.pop(token, None)
+            return None
+        return claims
+
+    def put(self, token: str, claims: AccessTokenClaims) -> None:
+        self._claims[token] = claims
+        while len(self._claims) > self.capacity:
+            self._claims.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+
+VERIFIED_TOKENS_CAPACITY = 10_000
+
+
 class KeyRing:
     def __init__(self, settings: Settings) -> None:
         self.keys = load_private_keys(settings.jwt_private_keys_value())
@@ -78,6 +112,17 @@ class KeyRing:
         self.issuer = settings.issuer
         self.audience = settings.issuer
         self.ttl_seconds = settings.access_token_ttl_seconds
+        self.verified = VerifiedTokens(VERIFIED_TOKENS_CAPACITY)
+        self._claims_registry = JWTClaimsRegistry(
+            leeway=30,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.audience},
+            exp={"essential": True},
+            iat={"essential": True},
+            sub={"essential": True},
+            jti={"essential": True},
+            client_id={"essential": True},
+        )
 
     def jwks(self) -> dict[str, Any]:
         public = [
@@ -125,24 +170,24 @@ class KeyRing:
         return jwt.encode(header, claims, self.signing_key, algorithms=self.algorithms)
 
     def verify_access_token(self, token: str) -> AccessTokenClaims:
+        """The token's claims when this ring signed it and it is still valid; raises otherwise.
+
+        Revocation is the access query's business, not this method's."""
+        claims = self.verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            self.verified.put(token, claims)
+        return claims
+
+    def _verify(self, token: str) -> AccessTokenClaims:
         try:
             decoded = jwt.decode(token, self.verification_keys, algorithms=self.algorithms)
         except (JoseError, ValueError) as exc:
             raise InvalidAccessToken(str(exc)) from exc
         if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
             raise InvalidAccessToken("not an access token")
-        registry = JWTClaimsRegistry(
-            leeway=30,
-            iss={"essential": True, "value": self.issuer},
-            aud={"essential": True, "value": self.audience},
-            exp={"essential": True},
-            iat={"essential": True},
-            sub={"essential": True},
-            jti={"essential": True},
-            client_id={"essential": True},
-        )
         try:
-            registry.validate(decoded.claims)
+            self._claims_registry.validate(decoded.claims)
             claims = decoded.claims
             tenant_id = uuid.UUID(claims["tid"]) if "tid" in claims else None
             return AccessTokenClaims(

@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, exists, or_, select
 
 from backend.core.audit import Actor
 from backend.core.ids import NIL_UUID, parse_uuid
@@ -48,40 +49,55 @@ class Principal:
         return Actor(user_id=self.user_id, client_id=self.client.client_id if self.client else None)
 
 
-def _not_revoked(claims: AccessTokenClaims) -> ColumnElement[bool]:
-    return ~exists().where(RevokedAccessToken.jti == claims.jwt_id)
+def _not_revoked() -> ColumnElement[bool]:
+    return ~exists().where(RevokedAccessToken.jti == bindparam("principal_jti"))
 
 
-def _session_not_revoked(claims: AccessTokenClaims) -> ColumnElement[bool]:
-    """The sign-in session (refresh-token family) named by `sid` has not been ended."""
-    if claims.session_id is None:
-        return true()
-    return ~exists().where(
-        RefreshToken.family_id == (parse_uuid(claims.session_id) or NIL_UUID),
+# The statements are built once, at import: a request only binds its values
+# (`principal_parameters`), which spares it building SQL expressions, once the costliest part of
+# its access decision. The tenant layer extends them, once too, with the membership check, so
+# that the principal and the access decision cost one round trip.
+
+# The active user behind a token, or no row: deactivated, logged out everywhere, the token
+# revoked, or its sign-in session (refresh-token family, `sid`) ended.
+USER_PRINCIPAL: Select[tuple[User]] = select(User).where(
+    User.id == bindparam("principal_user_id"),
+    User.is_active.is_(True),
+    or_(
+        User.tokens_valid_after.is_(None),
+        User.tokens_valid_after <= bindparam("principal_issued_at"),
+    ),
+    _not_revoked(),
+    ~exists().where(
+        RefreshToken.family_id == bindparam("principal_session_id"),
         RefreshToken.revoked_at.is_not(None),
-    )
+    ),
+)
+
+# The unrevoked service client behind a token, in the one tenant it acts for.
+CLIENT_PRINCIPAL: Select[tuple[OAuthClient]] = select(OAuthClient).where(
+    OAuthClient.client_id == bindparam("principal_client_id"),
+    OAuthClient.revoked_at.is_(None),
+    OAuthClient.owner_tenant_id == bindparam("principal_tenant_id"),
+    _not_revoked(),
+)
 
 
-def user_principal_statement(claims: AccessTokenClaims) -> Select[tuple[User]]:
-    """The active user behind `claims`, or no row: deactivated, logged out everywhere, revoked.
+def principal_parameters(claims: AccessTokenClaims) -> dict[str, Any]:
+    """The values of `USER_PRINCIPAL` and `CLIENT_PRINCIPAL` (each ignores the other's).
 
-    The tenant layer extends this statement with the membership check, so that the principal and
-    the access decision cost one round trip.
+    A token without a sign-in session names the nil family, which no refresh token belongs to.
     """
-    issued_at = datetime.fromtimestamp(claims.issued_at, UTC)
-    return select(User).where(
-        User.id == (parse_uuid(claims.subject) or NIL_UUID),
-        User.is_active.is_(True),
-        or_(User.tokens_valid_after.is_(None), User.tokens_valid_after <= issued_at),
-        _not_revoked(claims),
-        _session_not_revoked(claims),
-    )
+    return {
+        "principal_user_id": parse_uuid(claims.subject) or NIL_UUID,
+        "principal_issued_at": datetime.fromtimestamp(claims.issued_at, UTC),
+        "principal_jti": claims.jwt_id,
+        "principal_session_id": parse_uuid(claims.session_id) or NIL_UUID,
+        "principal_client_id": claims.client_id,
+        "principal_tenant_id": claims.tenant_id,
+    }
 
 
-def client_principal_statement(claims: AccessTokenClaims) -> Select[tuple[OAuthClient]]:
-    return select(OAuthClient).where(
-        OAuthClient.client_id == claims.client_id,
-        OAuthClient.revoked_at.is_(None),
-        OAuthClient.owner_tenant_id == claims.tenant_id,
-        _not_revoked(claims),
-    )
+def principal_statement(claims: AccessTokenClaims) -> Select[Any]:
+    """The statement that finds the token's principal: a service client's, or a user's."""
+    return CLIENT_PRINCIPAL if claims.tenant_id is not None else USER_PRINCIPAL

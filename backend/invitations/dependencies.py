@@ -10,7 +10,7 @@ from backend.core.dependencies import AppSettings
 from backend.invitations.csrf import CsrfGuard
 
 
-def _csrf_guard(settings: AppSettings) -> CsrfGuard:
+async def _csrf_guard(settings: AppSettings) -> CsrfGuard:
     return CsrfGuard.from_settings(settings)
 
 

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, null, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
@@ -21,7 +21,7 @@ from backend.core.errors import Forbidden, NotFound
 from backend.identity.keys import AccessTokenClaims
 from backend.identity.models import User
 from backend.projects.models import Project, ProjectMember
-from tenants.access import resolve_tenant_access
+from tenants.access import TENANT_ACCESS, resolve_tenant_access
 from tenants.caller import TenantCaller
 from tenants.models import Tenant
 from tenants.roles import ProjectAction, ProjectRole, project_allows
@@ -65,14 +65,11 @@ def _as_project_caller(
     return ProjectCaller(caller, project, role)
 
 
-@dataclass(frozen=True)
 class _ProjectLookup:
     """Adds the project and the user's project role (NULL for clients) to the access query."""
 
-    project_id: uuid.UUID
-
     def _with_project(self, statement: Select[Any]) -> Select[Any]:
-        on_project = and_(Project.tenant_id == Tenant.id, Project.id == self.project_id)
+        on_project = and_(Project.tenant_id == Tenant.id, Project.id == bindparam("project_id"))
         return statement.add_columns(Project).outerjoin(Project, on_project)
 
     def for_user(self, statement: Select[Any]) -> Select[Any]:
@@ -86,12 +83,15 @@ class _ProjectLookup:
         return self._with_project(statement).add_columns(null())
 
 
+PROJECT_ACCESS = TENANT_ACCESS.extended(_ProjectLookup())
+
+
 async def resolve_project_access(
     session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID, project_id: uuid.UUID
 ) -> ProjectCaller:
     """The token's caller on the project, with the tenant access, in one query."""
     caller, (project, membership_role) = await resolve_tenant_access(
-        session, claims, tenant_id, _ProjectLookup(project_id)
+        session, claims, tenant_id, PROJECT_ACCESS, {"project_id": project_id}
     )
     return _as_project_caller(caller, project, membership_role)
 

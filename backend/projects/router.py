@@ -28,6 +28,7 @@ from backend.projects.schemas import (
 from tenants.dependencies import TenantAccess
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}/projects", tags=["projects"])
+TaskPage = Page[TaskOut]
 
 
 @router.post("", status_code=201)
@@ -113,11 +114,13 @@ async def list_tasks(
     page: Pagination,
     status: TaskStatus | None = None,
     assignee_id: uuid.UUID | None = None,
-) -> Page[TaskOut]:
+) -> TaskPage:
     found, cursor = await tasks.list_tasks(
         session, caller, page, status=status, assignee_id=assignee_id
     )
-    return Page(items=[TaskOut.model_validate(task) for task in found], next_cursor=cursor)
+    # Validated once, here, from the rows; FastAPI then serialises the page without validating
+    # it again.
+    return TaskPage.model_validate({"items": found, "next_cursor": cursor}, from_attributes=True)
 
 
 @router.get("/{project_id}/tasks/{task_id}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import apply_changes, audit_value
@@ -20,6 +20,7 @@ from backend.core.errors import NotFound, Problem
 from backend.core.pagination import PageRequest, fetch_page
 from backend.projects.access import ProjectCaller
 from backend.projects.models import ProjectMember, Task, TaskStatus
+from backend.projects.schemas import TaskOut
 from tenants.audit import record_audit
 from tenants.roles import ProjectAction
 
@@ -80,6 +81,11 @@ async def create_task(
     return task
 
 
+# A read-only list selects the columns the API shows, as rows: no `Task` objects to build and
+# track in the session. The ORM filter scopes column selects to the tenant like entity selects.
+_LISTED_COLUMNS = tuple(getattr(Task, name) for name in TaskOut.model_fields)
+
+
 async def list_tasks(
     session: AsyncSession,
     caller: ProjectCaller,
@@ -87,10 +93,11 @@ async def list_tasks(
     *,
     status: TaskStatus | None = None,
     assignee_id: uuid.UUID | None = None,
-) -> tuple[list[Task], str | None]:
-    """A page of the project's tasks, oldest first, optionally filtered."""
+) -> tuple[list[Row[Any]], str | None]:
+    """A page of the project's tasks (rows of `TaskOut`'s fields), oldest first, optionally
+    filtered."""
     caller.require(ProjectAction.READ)
-    statement = select(Task).where(Task.project_id == caller.project.id)
+    statement = select(*_LISTED_COLUMNS).where(Task.project_id == caller.project.id)
     if status is not None:
         statement = statement.where(Task.status == status)
     if assignee_id is not None:

@@ -14,7 +14,7 @@ from backend.identity.keys import InvalidAccessToken
 from backend.identity.models import User
 from backend.identity.oauth2.grants import SECRET_AUTH_METHODS, USER_GRANT_AUTH_METHODS
 from backend.identity.oauth2.models import AccessCredential, Client, RefreshCredential
-from backend.identity.principals import client_principal_statement, user_principal_statement
+from backend.identity.principals import principal_parameters, principal_statement
 
 Credential = AccessCredential | RefreshCredential
 ACCESS_TOKEN_HINT = "access_token"  # noqa: S105 (a parameter value, not a secret)
@@ -54,12 +54,9 @@ class _FindsTokens:
             claims = self.server.context.key_ring.verify_access_token(raw)
         except InvalidAccessToken:
             return None
-        statement = (
-            client_principal_statement(claims)
-            if claims.tenant_id is not None
-            else user_principal_statement(claims)
-        )
-        still_accepted = self.server.context.session.scalar(statement) is not None
+        session = self.server.context.session
+        found = session.scalar(principal_statement(claims), principal_parameters(claims))
+        still_accepted = found is not None
         return AccessCredential(claims, still_accepted=still_accepted)
 
 
