@@ -28,6 +28,7 @@ from backend.identity.router import router as identity_router
 from backend.identity.sign_in_throttle import SignInThrottle
 from backend.invitations import pages as invitation_pages
 from backend.invitations import router as invitations
+from backend.invitations.limits import InvitationLimits
 from backend.projects.router import router as projects_router
 from tenants.router import account_router, tenants_router
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.mailer = Mailer(settings)
     app.state.login_throttle = Throttle.from_settings(settings.login_rate_limit, settings)
     app.state.sign_in_throttle = SignInThrottle.from_settings(settings)
+    app.state.invitation_limits = InvitationLimits.from_settings(settings)
 
     install_error_handlers(app)
     # Innermost of the middleware, so that its 413 gets the CORS headers like any answer.

@@ -45,6 +45,25 @@ def before_member_removed(cleanup: MemberCleanup) -> MemberCleanup:
     return cleanup
 
 
+# Work that must follow any loss of rights in a tenant (a demotion, a removal, in the tenant or
+# one of its projects), registered by the layers above: the invitations layer revokes what the
+# person may no longer have sent.
+RolesChanged = Callable[[AsyncSession, Actor, uuid.UUID], Awaitable[None]]
+_roles_changed_hooks: list[RolesChanged] = []
+
+
+def after_roles_changed(hook: RolesChanged) -> RolesChanged:
+    """Register `hook(session, actor, user_id)`, run in the tenant's context after the user's
+    tenant or project role changed, or they left."""
+    _roles_changed_hooks.append(hook)
+    return hook
+
+
+async def roles_changed(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> None:
+    for hook in _roles_changed_hooks:
+        await hook(session, actor, user_id)
+
+
 async def ensure_tenant_context(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """Enter `tenant_id` unless already there; refuse to switch silently from another tenant."""
     current = current_tenant_id(session)
@@ -269,6 +288,7 @@ async def change_member_role(
         data = {"role": {"from": previous.value, "to": role.value}}
         record_audit(session, caller.actor, "member.role_changed", "user", user_id, data)
         await session.flush()
+        await roles_changed(session, caller.actor, user_id)
     return MemberOut(
         user_id=user_id, email=email, full_name=full_name, role=role, created_at=joined
     )
@@ -293,3 +313,4 @@ async def remove_member(session: AsyncSession, caller: TenantCaller, user_id: uu
     await session.execute(delete(Membership).where(Membership.user_id == user_id))
     action = "member.left" if leaving else "member.removed"
     record_audit(session, caller.actor, action, "user", user_id, {"role": role.value})
+    await roles_changed(session, caller.actor, user_id)

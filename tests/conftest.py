@@ -105,6 +105,8 @@ def settings(database_urls: DatabaseUrls, smtp_server: SmtpServer) -> Settings:
         smtp_port=smtp_server.port,
         login_rate_limit="1000/minute",
         login_account_failure_budget="1000/hour",
+        # Tests resend right after inviting; the cooldown's own tests turn it on.
+        invitation_resend_cooldown_seconds=0,
     )
 
 

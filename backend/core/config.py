@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, gt=0)
     refresh_token_ttl_seconds: int = Field(default=2_592_000, gt=0)
     invitation_ttl_seconds: int = Field(default=604_800, gt=0)
+    invitations_per_tenant_per_day: int = Field(default=200, gt=0)
+    invitation_resend_cooldown_seconds: int = Field(default=60, ge=0)  # 0: no cooldown
     one_time_token_ttl_seconds: int = Field(default=86_400, gt=0)
 
     email_backend: EmailBackend = EmailBackend.CONSOLE

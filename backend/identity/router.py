@@ -61,6 +61,27 @@ async def verify_email(data: EmailVerification, session: DbSession) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@users_router.post(
+    service.VERIFICATION_MAIL_ENDPOINT.removeprefix(users_router.prefix),
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+)
+async def resend_verification_mail(
+    request: Request,
+    user: CurrentUser,
+    session: DbSession,
+    settings: AppSettings,
+    mailer: AppMailer,
+) -> Accepted:
+    """Mail a new link that verifies the account's email address (sending invitations needs
+    it)."""
+    if user.email_verified_at is not None:
+        return Accepted(detail="Your email address is verified already.")
+    await _throttle(request, f"verification:account:{user.id}")
+    service.send_verification_mail(session, settings, mailer, user)
+    return Accepted(detail=f"A verification link is on its way to {user.email}.")
+
+
 @users_router.post("/password-reset", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def request_password_reset(
     data: PasswordResetRequest,

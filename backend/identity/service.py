@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 PASSWORD_RESET_TTL_SECONDS = 3600
 VERIFY_EMAIL_PATH = "/verify-email"
 RESET_PASSWORD_PATH = "/reset-password"  # noqa: S105 (a URL path)
+# Where a signed-in user asks for a new verification link (identity/router.py).
+VERIFICATION_MAIL_ENDPOINT = "/api/v1/users/me/verification-mail"
 INVALID_LINK = "The link is not valid: it may have expired or been used already."
 
 

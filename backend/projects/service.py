@@ -25,7 +25,7 @@ from tenants.audit import record_audit
 from tenants.caller import TenantCaller
 from tenants.models import Membership
 from tenants.roles import ProjectAction, ProjectRole, TenantAction
-from tenants.service import MEMBER_NOT_FOUND, before_member_removed
+from tenants.service import MEMBER_NOT_FOUND, before_member_removed, roles_changed
 
 PROJECT_MEMBER_NOT_FOUND = "No member of this project has this id."
 
@@ -200,12 +200,13 @@ async def _put_member(
         raise NotFound(MEMBER_NOT_FOUND)
     email, full_name, existing = row
     member = existing
+    role_changed = existing is not None and existing.role is not role
     if existing is None:
         member = ProjectMember(project_id=project_id, user_id=user_id, role=role)
         session.add(member)
         data = {"project_id": str(project_id), "role": role.value}
         record_audit(session, actor, "project_member.added", "user", user_id, data)
-    elif existing.role is not role:
+    elif role_changed:
         data = {
             "project_id": str(project_id),
             "role": {"from": existing.role.value, "to": role.value},
@@ -213,6 +214,8 @@ async def _put_member(
         existing.role = role
         record_audit(session, actor, "project_member.role_changed", "user", user_id, data)
     await session.flush()  # a new member's created_at is set by the flush (a Python default)
+    if role_changed:
+        await roles_changed(session, actor, user_id)
     out = ProjectMemberOut(
         user_id=user_id,
         email=email,
@@ -250,6 +253,7 @@ async def remove_project_member(
     action = "project_member.left" if leaving else "project_member.removed"
     record_audit(session, caller.actor, action, "user", user_id, data)
     await session.flush()
+    await roles_changed(session, caller.actor, user_id)
 
 
 @before_member_removed
