@@ -31,6 +31,7 @@ from tenants.roles import TenantAction, TenantRole, may_assign_role
 from tenants.schemas import MemberOut, MembershipSummary
 
 MEMBER_NOT_FOUND = "No member of this tenant has this id."
+_RANK = {TenantRole.VIEWER: 0, TenantRole.MEMBER: 1, TenantRole.ADMIN: 2, TenantRole.OWNER: 3}
 SLUG_TAKEN = "This slug is taken."
 
 # Work that must happen before a membership row goes, registered by the layers above (the
@@ -288,7 +289,8 @@ async def change_member_role(
         data = {"role": {"from": previous.value, "to": role.value}}
         record_audit(session, caller.actor, "member.role_changed", "user", user_id, data)
         await session.flush()
-        await roles_changed(session, caller.actor, user_id)
+        if _RANK[role] < _RANK[previous]:  # a promotion takes no right away
+            await roles_changed(session, caller.actor, user_id)
     return MemberOut(
         user_id=user_id, email=email, full_name=full_name, role=role, created_at=joined
     )

@@ -201,6 +201,8 @@ async def _put_member(
     email, full_name, existing = row
     member = existing
     role_changed = existing is not None and existing.role is not role
+    # Only a project owner sends invitations into the project: losing that is losing rights.
+    lost_ownership = role_changed and existing.role is ProjectRole.OWNER
     if existing is None:
         member = ProjectMember(project_id=project_id, user_id=user_id, role=role)
         session.add(member)
@@ -214,7 +216,7 @@ async def _put_member(
         existing.role = role
         record_audit(session, actor, "project_member.role_changed", "user", user_id, data)
     await session.flush()  # a new member's created_at is set by the flush (a Python default)
-    if role_changed:
+    if lost_ownership:
         await roles_changed(session, actor, user_id)
     out = ProjectMemberOut(
         user_id=user_id,
