@@ -1,15 +1,15 @@
 """Admin sign-in and the scope of every admin request.
 
-Sign-in checks the API's own users and argon2 hashes (verified off the event loop) and counts
-each attempt against the token endpoint's throttle. The session cookie holds ids only: the
-user, the chosen tenant, the CSRF session id and when the user signed in. Every request loads
-them against the database again (`ScopeMiddleware`), so a deactivated user, a revoked role or a
-suspended tenant is out on the very next request.
+Sign-in checks the API's own users and argon2 hashes (verified off the event loop) under the
+shared sign-in throttle. Sessions live in the database (`backend/identity/panel_sessions.py`):
+the signed cookie holds only the random session id (from which the CSRF tokens derive too) and
+the chosen tenant. Every request loads the session, its user and the scope again
+(`ScopeMiddleware`), so a signed-out session, a deactivated user, a revoked role or a suspended
+tenant is out on the very next request.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from admin.csrf import CsrfMiddleware, CsrfTokens, renew_session_id, route_path
+from admin.csrf import SESSION_ID_KEY, CsrfMiddleware, CsrfTokens, renew_session_id, route_path
 from admin.scoping import AdminScope, bound_scope
 from backend.core.config import Settings
 from backend.core.database import Database
@@ -32,7 +32,13 @@ from backend.core.dependencies import client_address
 from backend.core.ids import parse_uuid
 from backend.identity.accounts import normalise_email
 from backend.identity.models import User
-from backend.identity.service import count_sign_in_attempt, verify_credentials
+from backend.identity.panel_sessions import (
+    PANEL_SESSION_SECONDS,
+    end_panel_session,
+    panel_session_user,
+    start_panel_session,
+)
+from backend.identity.service import verify_credentials
 from tenants import service as tenant_service
 from tenants.isolation import enter_tenant
 from tenants.models import Membership, Tenant, TenantStatus
@@ -43,8 +49,7 @@ ADMIN_PATH = "/admin"
 PICKER_PATH = "/tenant"
 PICKER_ROUTE = "admin:view-tenant-picker"
 SESSION_COOKIE = "tenantdesk_admin"
-SESSION_MAX_AGE_SECONDS = 8 * 3600
-SESSION_USER, SESSION_TENANT, SESSION_SINCE = "uid", "tid", "since"
+SESSION_TENANT = "tid"
 ADMIN_ROLES = frozenset({TenantRole.OWNER, TenantRole.ADMIN})
 
 REFUSED = (
@@ -52,14 +57,7 @@ REFUSED = (
     "Your account is neither, so it cannot sign in here."
 )
 DEACTIVATED = "This account is deactivated."
-THROTTLED = "Too many sign-in attempts. Try again in {seconds} seconds."
-
-
-def _still_signed_in(user: User, since: object) -> bool:
-    """False once the user's sessions were revoked after this sign-in ("log out everywhere")."""
-    if user.tokens_valid_after is None:
-        return True
-    return isinstance(since, int | float) and user.tokens_valid_after.timestamp() <= since
+THROTTLED = "Too many failed sign-in attempts. Try again in {seconds} seconds."
 
 
 async def eligible_tenants(session: AsyncSession, user_id: uuid.UUID) -> list[MembershipSummary]:
@@ -101,15 +99,14 @@ async def _tenant_scope(session: AsyncSession, user: User, tenant_id: uuid.UUID)
 
 
 async def load_scope(database: Database, data: Mapping[str, Any]) -> AdminScope | None:
-    """The scope the session's ids still grant, or None when they grant nothing."""
-    user_id = parse_uuid(data.get(SESSION_USER))
-    if user_id is None:
+    """The scope the session still grants, or None when it grants nothing (never signed in,
+    signed out, ended by a password change or deactivation, or expired)."""
+    session_id = data.get(SESSION_ID_KEY)
+    if not isinstance(session_id, str) or not session_id:
         return None
     async with database.session_factory() as session:
-        user = await session.scalar(
-            select(User).where(User.id == user_id, User.is_active.is_(True))
-        )
-        if user is None or not _still_signed_in(user, data.get(SESSION_SINCE)):
+        user = await panel_session_user(session, session_id)
+        if user is None:
             return None
         if user.is_superuser:
             return AdminScope(user.id, user.email, platform=True)
@@ -119,18 +116,13 @@ async def load_scope(database: Database, data: Mapping[str, Any]) -> AdminScope 
         return await _tenant_scope(session, user, tenant_id)
 
 
-def start_session(
-    session: MutableMapping[str, Any], user: User, tenant_id: uuid.UUID | None
-) -> None:
-    """A fresh session (new CSRF id: no fixation) holding ids only."""
-    session.clear()
-    renew_session_id(session)
-    session[SESSION_USER] = str(user.id)
-    # Like access tokens, a sign-in never predates the user's last "log out everywhere".
-    cutoff = user.tokens_valid_after.timestamp() if user.tokens_valid_after else 0.0
-    session[SESSION_SINCE] = max(time.time(), cutoff)
+def start_cookie_session(cookie: MutableMapping[str, Any], tenant_id: uuid.UUID | None) -> str:
+    """A fresh session id in the cookie (no fixation: the one from before sign-in is gone)."""
+    cookie.clear()
+    session_id = renew_session_id(cookie)
     if tenant_id is not None:
-        session[SESSION_TENANT] = str(tenant_id)
+        cookie[SESSION_TENANT] = str(tenant_id)
+    return session_id
 
 
 def request_scope(request: Request) -> AdminScope | None:
@@ -159,7 +151,7 @@ class AdminAuth(AuthenticationBackend):
         super().__init__(
             secret_key=settings.secret_key_value(),
             session_cookie=SESSION_COOKIE,
-            max_age=SESSION_MAX_AGE_SECONDS,
+            max_age=PANEL_SESSION_SECONDS,
             path=ADMIN_PATH,
             same_site="strict",
             https_only=settings.is_production,
@@ -190,22 +182,26 @@ class AdminAuth(AuthenticationBackend):
         form = await request.form()
         email = normalise_email(str(form.get("username", "")))
         state = self.main_app.state
-        wait = await count_sign_in_attempt(state.login_throttle, email, client_address(request))
-        if wait:
+        attempt = await state.sign_in_throttle.begin(email, client_address(request))
+        if attempt.retry_after is not None:
+            wait = attempt.retry_after
             message = THROTTLED.format(seconds=wait)
             return await self.login_page(request, message, 429, {"Retry-After": str(wait)})
         async with state.database.session_factory() as session:
             user = await self._verified_user(session, email, str(form.get("password", "")))
             if user is None:
                 return False  # SQLAdmin's "Invalid credentials.", whether or not the email exists
+            await attempt.succeeded()
             if not user.is_active:
                 return await self.login_page(request, DEACTIVATED, 403)
             tenants = [] if user.is_superuser else await eligible_tenants(session, user.id)
-            await session.commit()  # keeps an upgraded hash
-        if not user.is_superuser and not tenants:
-            return await self.login_page(request, REFUSED, 403)
-        only = tenants[0].tenant_id if len(tenants) == 1 else None
-        start_session(request.session, user, only)
+            if not user.is_superuser and not tenants:
+                await session.commit()  # keeps an upgraded hash
+                return await self.login_page(request, REFUSED, 403)
+            only = tenants[0].tenant_id if len(tenants) == 1 else None
+            session_id = start_cookie_session(request.session, only)
+            await start_panel_session(session, user.id, session_id)
+            await session.commit()  # the session, and an upgraded hash
         target = "admin:index" if user.is_superuser or only else PICKER_ROUTE
         return RedirectResponse(request.url_for(target), status_code=302)
 
@@ -213,15 +209,19 @@ class AdminAuth(AuthenticationBackend):
         return await verify_credentials(session, self.main_app.state.passwords, email, password)
 
     async def logout(self, request: Request) -> Response | bool:
+        """End the session in the database, so that a copy of the cookie is worthless too."""
+        session_id = request.session.get(SESSION_ID_KEY)
+        if isinstance(session_id, str) and session_id:
+            async with self.main_app.state.database.session_factory() as session:
+                await session.execute(end_panel_session(session_id))
+                await session.commit()
         request.session.clear()
         renew_session_id(request.session)
         return RedirectResponse(request.url_for("admin:login"), status_code=302)
 
     async def authenticate(self, request: Request) -> Response | bool:
         scope = request_scope(request)
-        if scope is None:
-            if SESSION_USER in request.session:
-                request.session.clear()  # deactivated, signed out everywhere, or expired
+        if scope is None:  # never signed in, signed out, deactivated, or expired
             return False
         if scope.chosen or route_path(request.scope) == PICKER_PATH:
             return True

@@ -59,7 +59,8 @@ from backend.identity.models import User
 from tenants.isolation import TenantScoped
 from tenants.models import Membership
 
-SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "client_secret_hash"})
+SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "client_secret_hash", "id_hash"})
+EXPORT_MAX_ROWS = 10_000
 
 RowAction = Callable[[AsyncSession, AdminScope, Any], Awaitable[None]]
 
@@ -107,6 +108,8 @@ class AdminView(IdentifierLookup):
     # The app the panel serves (its mailer and settings), set on each view class at mounting.
     main_app: ClassVar[Any]
     can_import = False
+    # An export is built in memory: capped, so that one click cannot hold the whole table.
+    export_max_rows = EXPORT_MAX_ROWS
     # Foreign keys set through a picker; listed in form_create_rules/form_edit_rules to appear.
     form_pickers: ClassVar[dict[str, Picker]] = {}
     # Many-to-one relationships the list and the details page name (people, by `person`): joined

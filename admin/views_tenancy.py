@@ -225,7 +225,12 @@ class InvitationAdmin(ReadOnlyView, model=Invitation):
         state = self.main_app.state
         caller = await tenant_caller(session, scope, invitation.tenant_id)
         await invitations.resend_invitation(
-            session, caller, invitation.id, mailer=state.mailer, settings=state.settings
+            session,
+            caller,
+            invitation.id,
+            mailer=state.mailer,
+            settings=state.settings,
+            limits=state.invitation_limits,
         )
 
     async def revoke_row(

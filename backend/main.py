@@ -13,6 +13,7 @@ import backend.models  # noqa: F401  (every table, for foreign keys across layer
 from admin.setup import mount_admin
 from backend.core import health
 from backend.core.app_role import check_app_role
+from backend.core.body_limit import BodyLimitMiddleware
 from backend.core.config import Settings, get_settings
 from backend.core.database import Database
 from backend.core.docs import install_docs
@@ -21,11 +22,14 @@ from backend.core.logging import configure_logging
 from backend.core.mail import Mailer, finish_deliveries
 from backend.core.observability import Metrics, ObservabilityMiddleware
 from backend.core.rate_limit import Throttle
+from backend.core.security_headers import SecurityHeadersMiddleware
 from backend.identity.keys import KeyRing
 from backend.identity.passwords import Passwords
 from backend.identity.router import router as identity_router
+from backend.identity.sign_in_throttle import SignInThrottle
 from backend.invitations import pages as invitation_pages
 from backend.invitations import router as invitations
+from backend.invitations.limits import InvitationLimits
 from backend.openapi import install_openapi, operation_id
 from backend.projects.router import router as projects_router
 from tenants.router import account_router, tenants_router
@@ -60,15 +64,20 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=operation_id,
+        openapi_url="/openapi.json" if settings.serves_docs else None,
     )
     app.state.settings = settings
     app.state.key_ring = KeyRing(settings)
     app.state.passwords = Passwords(settings)
     app.state.mailer = Mailer(settings)
     app.state.login_throttle = Throttle.from_settings(settings.login_rate_limit, settings)
+    app.state.sign_in_throttle = SignInThrottle.from_settings(settings)
+    app.state.invitation_limits = InvitationLimits.from_settings(settings)
     app.state.outages = outages
 
     install_error_handlers(app)
+    # Innermost of the middleware, so that its 413 gets the CORS headers like any answer.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(OutageMiddleware, outages=outages)
     if settings.cors_origins:
         app.add_middleware(
@@ -77,12 +86,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
     install_openapi(app)
-    install_docs(app, client_id=settings.default_client_id)
+    if settings.serves_docs:
+        install_docs(app, client_id=settings.default_client_id)
     app.include_router(health.router)
-    app.add_api_route("/metrics", metrics.response, include_in_schema=False)
+    if settings.serves_metrics:
+        endpoint = metrics.endpoint(settings.metrics_token_value)
+        app.add_api_route("/metrics", endpoint, include_in_schema=False)
     app.include_router(account_router)
     app.include_router(tenants_router)
     app.include_router(projects_router)

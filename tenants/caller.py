@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from backend.core.audit import Actor
 from backend.core.errors import Forbidden
 from backend.identity.models import OAuthClient, User
+from backend.identity.service import VERIFICATION_MAIL_ENDPOINT
 from tenants.models import Tenant
 from tenants.roles import (
     CLIENT_PROJECT_ROLE,
@@ -65,6 +66,17 @@ class TenantCaller:
         """403 unless the caller's role may `action` (the caller is known to be in the tenant)."""
         if not self.can(action):
             raise Forbidden(f"Your role ({self.role}) may not {action.value}.")
+
+    def require_verified_email(self, doing: str) -> None:
+        """403, saying how to verify, for a person whose email address is unverified. Service
+        clients act on the authority of the verified person who created them; platform admins
+        are trusted operators."""
+        if self.user is None or self.platform or self.user.email_verified_at is not None:
+            return
+        raise Forbidden(
+            f"Verify your email address before {doing}: open the link mailed to "
+            f"{self.user.email}, or have a new one sent with POST {VERIFICATION_MAIL_ENDPOINT}."
+        )
 
     @property
     def sees_all_projects(self) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import utcnow
-from backend.core.errors import NotFound
+from backend.core.errors import Forbidden, NotFound
 from backend.core.pagination import PageRequest, fetch_page
 from backend.core.secrets import hash_token, new_token
 from backend.identity.models import ClientRole, OAuthClient
@@ -20,6 +20,14 @@ from backend.identity.oauth2.models import CLIENT_CREDENTIALS
 from tenants.audit import record_audit
 from tenants.caller import TenantCaller
 from tenants.roles import TenantAction
+
+
+def _require_person_who_manages(caller: TenantCaller) -> None:
+    """Only people manage service clients: a client minting clients could outlive its own
+    revocation, and an admin-role client would multiply itself."""
+    if caller.is_service_client:
+        raise Forbidden("Service clients cannot create or manage service clients.")
+    caller.require(TenantAction.MANAGE)
 
 
 def _active_clients_of(tenant_id: uuid.UUID) -> Select[OAuthClient]:
@@ -31,8 +39,10 @@ def _active_clients_of(tenant_id: uuid.UUID) -> Select[OAuthClient]:
 async def create_service_client(
     session: AsyncSession, caller: TenantCaller, name: str, role: ClientRole
 ) -> tuple[OAuthClient, str]:
-    """A new confidential client of the tenant, and its secret (kept only as a hash)."""
-    caller.require(TenantAction.MANAGE)
+    """A new confidential client of the tenant, and its secret (kept only as a hash). Its
+    creator's email address must be verified: a client may send invitations."""
+    _require_person_who_manages(caller)
+    caller.require_verified_email("creating service clients")
     secret = new_token()
     client = OAuthClient(
         # Recognisable in logs, and unguessable like every other id here.
@@ -54,7 +64,7 @@ async def create_service_client(
 async def list_service_clients(
     session: AsyncSession, caller: TenantCaller, page: PageRequest
 ) -> tuple[list[OAuthClient], str | None]:
-    caller.require(TenantAction.MANAGE)
+    _require_person_who_manages(caller)
     statement = _active_clients_of(caller.tenant_id)
     return await fetch_page(session, statement, OAuthClient.created_at, OAuthClient.client_id, page)
 
@@ -63,7 +73,7 @@ async def revoke_service_client(
     session: AsyncSession, caller: TenantCaller, client_id: str
 ) -> None:
     """Revoke: the principal lookup refuses its tokens from the next request on."""
-    caller.require(TenantAction.MANAGE)
+    _require_person_who_manages(caller)
     client = await session.scalar(
         _active_clients_of(caller.tenant_id).where(OAuthClient.client_id == client_id)
     )

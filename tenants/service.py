@@ -39,6 +39,7 @@ from tenants.roles import TenantAction, TenantRole, may_assign_role
 from tenants.schemas import MemberOut, MembershipSummary, TenantOut
 
 MEMBER_NOT_FOUND = "No member of this tenant has this id."
+_RANK = {TenantRole.VIEWER: 0, TenantRole.MEMBER: 1, TenantRole.ADMIN: 2, TenantRole.OWNER: 3}
 SLUG_TAKEN = "This slug is taken."
 
 # Work that must happen before a membership row goes, registered by the layers above (the
@@ -51,6 +52,25 @@ def before_member_removed(cleanup: MemberCleanup) -> MemberCleanup:
     """Register `cleanup(session, user_id)`, run in the tenant's context before a removal."""
     _member_cleanups.append(cleanup)
     return cleanup
+
+
+# Work that must follow any loss of rights in a tenant (a demotion, a removal, in the tenant or
+# one of its projects), registered by the layers above: the invitations layer revokes what the
+# person may no longer have sent.
+RolesChanged = Callable[[AsyncSession, Actor, uuid.UUID], Awaitable[None]]
+_roles_changed_hooks: list[RolesChanged] = []
+
+
+def after_roles_changed(hook: RolesChanged) -> RolesChanged:
+    """Register `hook(session, actor, user_id)`, run in the tenant's context after the user's
+    tenant or project role changed, or they left."""
+    _roles_changed_hooks.append(hook)
+    return hook
+
+
+async def roles_changed(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> None:
+    for hook in _roles_changed_hooks:
+        await hook(session, actor, user_id)
 
 
 async def ensure_tenant_context(session: AsyncSession, tenant_id: uuid.UUID) -> None:
@@ -334,6 +354,8 @@ async def change_member_role(
         data = {"role": {"from": previous.value, "to": role.value}}
         record_audit(session, caller.actor, "member.role_changed", "user", user_id, data)
         await flush_at_version(session, precondition)
+        if _RANK[role] < _RANK[previous]:  # a promotion takes no right away
+            await roles_changed(session, caller.actor, user_id)
     after = before.model_copy(update={"role": role})
     return after, member_tag(membership, after)
 
@@ -371,3 +393,4 @@ async def remove_member(
     await delete_at_version(session, Membership, where, version, precondition)
     action = "member.left" if leaving else "member.removed"
     record_audit(session, caller.actor, action, "user", user_id, {"role": role.value})
+    await roles_changed(session, caller.actor, user_id)

@@ -42,6 +42,7 @@ from tests.cross_tenant import DATABASE_KEY
 from tests.harness.live import LiveServer, start_live_server
 from tests.harness.pgbouncer import PgBouncer
 from tests.harness.postgres import APP_ROLE, DATABASE, PostgresServer
+from tests.harness.served import ServedProcess
 from tests.harness.smtp import Mailbox, SmtpServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -150,6 +151,9 @@ def settings(database_urls: DatabaseUrls, smtp_server: SmtpServer) -> Settings:
         smtp_host="127.0.0.1",
         smtp_port=smtp_server.port,
         login_rate_limit="1000/minute",
+        login_account_failure_budget="1000/hour",
+        # Tests resend right after inviting; the cooldown's own tests turn it on.
+        invitation_resend_cooldown_seconds=0,
     )
 
 
@@ -259,6 +263,25 @@ async def live_server(settings: Settings, migrated: DatabaseUrls) -> AsyncIterat
     server = await start_live_server(settings)
     yield server
     await asyncio.to_thread(server.stop)
+
+
+# The run command's client addresses: the test client connects from PEER, which is not a
+# trusted proxy, or from TRUSTED_PROXY, which is.
+PEER, TRUSTED_PROXY = "127.0.0.1", "127.0.0.2"
+
+
+@pytest.fixture(scope="session")
+async def served(settings: Settings, migrated: DatabaseUrls) -> AsyncIterator[ServedProcess]:
+    """`tenantdesk serve` in a child process on the test database, with the default limits.
+    Request `app` too, for a clean database."""
+    process = await asyncio.to_thread(
+        ServedProcess.start,
+        settings,
+        FORWARDED_ALLOW_IPS=TRUSTED_PROXY,
+        LOGIN_RATE_LIMIT="10/minute",
+    )
+    yield process
+    await asyncio.to_thread(process.stop)
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.database import Base, utcnow
 from backend.core.secrets import hash_token
 from backend.identity.models import (
+    AdminSession,
     ClientRole,
     OAuthClient,
     OneTimePurpose,
@@ -247,6 +248,22 @@ class RefreshTokenFactory(ModelFactory):
     scope = ""
     issued_at = factory.LazyFunction(utcnow)
     expires_at = _from_now(days=1)
+
+
+class AdminSessionFactory(ModelFactory):
+    """A signed-in admin panel session whose clear cookie value is `session_id`."""
+
+    class Meta:
+        model = AdminSession
+
+    class Params:
+        session_id = factory.LazyFunction(lambda: uuid.uuid4().hex)
+
+    id_hash = factory.LazyAttribute(lambda row: hash_token(row.session_id))
+    user = factory.SubFactory(UserFactory)
+    user_id = factory.SelfAttribute("user.id")
+    expires_at = _from_now(hours=8)
+    created_at = factory.LazyFunction(utcnow)
 
 
 class RevokedAccessTokenFactory(ModelFactory):

@@ -77,7 +77,8 @@ _PAGE = PageRequest(limit=10, after=None)
 
 
 def _mail(acting: Acting) -> dict[str, Any]:
-    return {"mailer": acting.app.state.mailer, "settings": acting.app.state.settings}
+    state = acting.app.state
+    return {"mailer": state.mailer, "settings": state.settings, "limits": state.invitation_limits}
 
 
 WRITES: dict[str, Write] = {
@@ -190,7 +191,11 @@ READS = {
 }
 
 # Steps of a listed write, not writes of their own.
-PARTS = {"backend.projects.service.unassign_tasks_of_leaving_member": "remove_member"}
+PARTS = {
+    "backend.projects.service.unassign_tasks_of_leaving_member": "remove_member",
+    "tenants.service.roles_changed": "change_member_role",
+    "backend.invitations.service.revoke_what_the_inviter_may_no_longer_send": "change_member_role",
+}
 
 
 async def _on_invitation(acting: Acting, write: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -227,6 +232,7 @@ async def _arrange(app: FastAPI, db: AsyncSession) -> TenantWorld:
             role=TenantRole.MEMBER,
             mailer=app.state.mailer,
             settings=app.state.settings,
+            limits=app.state.invitation_limits,
         )
     return world
 

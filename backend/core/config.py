@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, gt=0)
     refresh_token_ttl_seconds: int = Field(default=2_592_000, gt=0)
     invitation_ttl_seconds: int = Field(default=604_800, gt=0)
+    invitations_per_tenant_per_day: int = Field(default=200, gt=0)
+    invitation_resend_cooldown_seconds: int = Field(default=60, ge=0)  # 0: no cooldown
     one_time_token_ttl_seconds: int = Field(default=86_400, gt=0)
 
     email_backend: EmailBackend = EmailBackend.CONSOLE
@@ -84,10 +87,22 @@ class Settings(BaseSettings):
     bootstrap_admin_password: SecretStr | None = None
     default_client_id: str = "web"
 
+    # Failed sign-ins per client address; past LOGIN_ACCOUNT_FAILURE_BUDGET failures an account
+    # takes further attempts only from addresses it signed in from lately (README).
     login_rate_limit: str = "10/minute"
+    login_account_failure_budget: str = "50/hour"
     redis_url: str | None = None
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
     allow_signup: bool = True
+
+    # /docs and /openapi.json: on by default, off by default in production.
+    docs_enabled: bool | None = None
+    # /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set; in production it is
+    # served only when set.
+    metrics_token: SecretStr | None = None
+
+    # Larger request bodies get 413 before they are read (backend/core/body_limit.py).
+    max_request_body_bytes: int = Field(default=1_048_576, gt=0)
 
     log_level: str = "INFO"
     cors_origins: Annotated[list[str], NoDecode] = []
@@ -97,6 +112,14 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("login_rate_limit", "login_account_failure_budget")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        parse_rate_limit(
+            value
+        )  # "10/minute", "50/hour": a typo fails at start-up, not at the first sign-in
         return value
 
     @field_validator("database_app_role")
@@ -119,6 +142,18 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def serves_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    @property
+    def metrics_token_value(self) -> str | None:
+        return self.metrics_token.get_secret_value() if self.metrics_token else None
+
+    @property
+    def serves_metrics(self) -> bool:
+        return not self.is_production or bool(self.metrics_token_value)
 
     @property
     def is_sqlite(self) -> bool:

@@ -130,18 +130,36 @@ class Mailer:
         message.add_alternative(mail.html, subtype="html")
         return message
 
-    async def send(self, mail: Mail) -> bool:
-        """Deliver now; False (and a log line with the request id) when delivery failed."""
+    def _build_or_log(self, mail: Mail) -> EmailMessage | None:
+        """The message; None, logged with the request id, when it cannot be built (e.g. a line
+        break in the subject, which would forge headers). Never dropped silently."""
         try:
-            await self.backend.deliver(self.build(mail))
+            return self.build(mail)
+        except ValueError:
+            logger.exception("mail could not be built", extra={"mail_to": mail.to})
+            return None
+
+    async def send(self, mail: Mail) -> bool:
+        """Deliver now; False (and a log line with the request id) when that failed."""
+        message = self._build_or_log(mail)
+        return message is not None and await self._deliver(message, mail.to)
+
+    async def _deliver(self, message: EmailMessage, to: str) -> bool:
+        try:
+            await self.backend.deliver(message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            logger.exception("mail delivery failed", extra={"mail_to": mail.to})
+            logger.exception("mail delivery failed", extra={"mail_to": to})
             return False
         return True
 
     def send_after_commit(self, session: AsyncSession, mail: Mail) -> None:
+        """Build the message now, in the request, and deliver it once the transaction commits."""
+        message = self._build_or_log(mail)
+        if message is None:
+            return
+
         async def start_delivery() -> None:
-            task = asyncio.create_task(self.send(mail))
+            task = asyncio.create_task(self._deliver(message, mail.to))
             _deliveries.add(task)
             task.add_done_callback(_deliveries.discard)
 

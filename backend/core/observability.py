@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as render_metrics
@@ -13,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.core.errors import problem_response
 from backend.core.logging import set_request_id
 
 access_logger = logging.getLogger("backend.access")
@@ -20,6 +23,7 @@ access_logger = logging.getLogger("backend.access")
 REQUEST_ID_HEADER = "x-request-id"
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNMATCHED_ROUTE = "<unmatched>"
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 SECRET_PATH_PARAMETER = "{token}"  # noqa: S105 (a route placeholder, not a secret)
 
 
@@ -41,8 +45,19 @@ class Metrics:
             registry=self.registry,
         )
 
-    def response(self) -> Response:
-        return Response(render_metrics(self.registry), media_type=CONTENT_TYPE_LATEST)
+    def endpoint(self, token: str | None) -> Callable[[Request], Response]:
+        """GET /metrics: open without a token, else only to `Authorization: Bearer <token>`."""
+        expected = f"Bearer {token}".encode() if token else None
+
+        def metrics(request: Request) -> Response:
+            given = request.headers.get("authorization", "").encode()
+            if expected is not None and not hmac.compare_digest(given, expected):
+                return problem_response(
+                    401, "The metrics need their bearer token.", headers=BEARER_CHALLENGE
+                )
+            return Response(render_metrics(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return metrics
 
 
 def route_template(scope: Scope) -> str:

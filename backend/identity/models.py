@@ -1,4 +1,5 @@
-"""Global identity tables: users, OAuth2 clients, refresh and one-time tokens, platform audit."""
+"""Global identity tables: users, OAuth2 clients, refresh and one-time tokens, admin panel sessions,
+platform audit."""
 
 from __future__ import annotations
 
@@ -73,6 +74,19 @@ class RefreshToken(UUIDPrimaryKey, Base):
     expires_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class AdminSession(CreatedAt, Base):
+    """A signed-in admin panel session. The cookie holds the session id; only its SHA-256 is
+    stored, so a copy of this table signs nobody in. Deleting the row ends the session."""
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime]
 
 
 class RevokedAccessToken(Base):

@@ -24,6 +24,7 @@ from backend.identity.schemas import (
     SignUp,
     UserRead,
 )
+from backend.identity.sign_in_throttle import SignInThrottle
 
 users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -60,6 +61,27 @@ async def verify_email(data: EmailVerification, session: DbSession) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@users_router.post(
+    service.VERIFICATION_MAIL_ENDPOINT.removeprefix(users_router.prefix),
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+)
+async def resend_verification_mail(
+    request: Request,
+    user: CurrentUser,
+    session: DbSession,
+    settings: AppSettings,
+    mailer: AppMailer,
+) -> Accepted:
+    """Mail a new link that verifies the account's email address (sending invitations needs
+    it)."""
+    if user.email_verified_at is not None:
+        return Accepted(detail="Your email address is verified already.")
+    await _throttle(request, f"verification:account:{user.id}")
+    service.send_verification_mail(session, settings, mailer, user)
+    return Accepted(detail=f"A verification link is on its way to {user.email}.")
+
+
 @users_router.post("/password-reset", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def request_password_reset(
     data: PasswordResetRequest,
@@ -94,11 +116,10 @@ async def change_password(
     passwords: AppPasswords,
 ) -> Response:
     """Needs the current password; ends every other sign-in session (this one stays)."""
-    # The same budget as sign-in, so that a stolen access token cannot guess passwords faster.
-    throttle = request.app.state.login_throttle
-    _refuse_when_throttled(
-        await service.count_sign_in_attempt(throttle, user.email, client_address(request))
-    )
+    # Counted like a sign-in, so that a stolen access token cannot guess passwords faster.
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    attempt = await throttle.begin(user.email, client_address(request))
+    _refuse_when_throttled(attempt.retry_after)
     await service.change_password(
         session,
         passwords,
@@ -107,6 +128,7 @@ async def change_password(
         data.new_password,
         keep_session=parse_uuid(principal.claims.session_id),
     )
+    await attempt.succeeded()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from backend.core.schemas import RequestBody
+from backend.core.text import LINE_PATTERN
 from backend.identity.password_policy import MAX_LENGTH, MIN_LENGTH, check_password
 
 # The lengths are in the schema; the common-password list is checked by the validator alone.
@@ -24,8 +25,7 @@ NewPassword = Annotated[
 ]
 # A password being checked, not set: any length up to the cap is worth one verification.
 GivenPassword = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
-# No control characters: they have no place in a name, and PostgreSQL refuses NUL outright.
-FullName = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+FullName = Annotated[str, Field(max_length=200, pattern=LINE_PATTERN)]
 OneTimeTokenValue = Annotated[str, Field(min_length=1, max_length=200)]
 
 

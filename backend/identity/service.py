@@ -15,11 +15,11 @@ from backend.core.config import Settings
 from backend.core.database import utcnow
 from backend.core.errors import BadRequest
 from backend.core.mail import Mailer, mail_one_time_link
-from backend.core.rate_limit import Throttle
 from backend.identity import one_time_tokens, refresh_tokens
 from backend.identity.accounts import create_user, normalise_email
 from backend.identity.credentials import check_credentials
 from backend.identity.models import OneTimePurpose, User
+from backend.identity.panel_sessions import end_panel_sessions
 from backend.identity.passwords import Passwords
 from backend.identity.schemas import SignUp, UserUpdate
 
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 PASSWORD_RESET_TTL_SECONDS = 3600
 VERIFY_EMAIL_PATH = "/verify-email"
 RESET_PASSWORD_PATH = "/reset-password"  # noqa: S105 (a URL path)
+# Where a signed-in user asks for a new verification link (identity/router.py).
+VERIFICATION_MAIL_ENDPOINT = "/api/v1/users/me/verification-mail"
 INVALID_LINK = "The link is not valid: it may have expired or been used already."
 
 
@@ -132,7 +134,8 @@ async def change_password(
     *,
     keep_session: uuid.UUID | None,
 ) -> None:
-    """Set a new password and end every other sign-in session; `keep_session` is the caller's."""
+    """Set a new password and end every other sign-in session (`keep_session` is the caller's)
+    and every admin panel session."""
     matches, _upgraded = await passwords.verify(current_password, user.password_hash)
     if not matches:
         raise BadRequest(
@@ -141,12 +144,15 @@ async def change_password(
         )
     user.password_hash = await passwords.hash(new_password)
     await session.execute(refresh_tokens.revoke_user_families(user.id, keep_family=keep_session))
+    await session.execute(end_panel_sessions(user.id))
 
 
 async def log_out_everywhere(session: AsyncSession, user: User) -> None:
-    """End every refresh-token family and every access token issued until now."""
+    """End every refresh-token family, every access token issued until now and every admin
+    panel session."""
     user.tokens_valid_after = refresh_tokens.tokens_cutoff()
     await session.execute(refresh_tokens.revoke_user_families(user.id))
+    await session.execute(end_panel_sessions(user.id))
     await session.flush()
 
 
@@ -156,15 +162,3 @@ async def _user_of_token(session: AsyncSession, token: str, purpose: OneTimePurp
     if user is None or not user.is_active:
         raise BadRequest(INVALID_LINK)
     return user
-
-
-async def count_sign_in_attempt(throttle: Throttle, email: str, client_address: str) -> int | None:
-    """Count one password attempt against the account and the client address.
-
-    The token endpoint, the password change, the admin sign-in and the invitation page share
-    this one budget, so that no door guesses faster than another. Returns the seconds to wait
-    when over the limit.
-    """
-    return await throttle.hit(
-        f"login:account:{normalise_email(email)}", f"login:ip:{client_address}"
-    )

@@ -20,7 +20,7 @@ from backend.core.errors import Gone, NotFound, Problem
 from backend.core.pages import FormField, PageRenderer
 from backend.identity.dependencies import AppPasswords
 from backend.identity.password_policy import MIN_LENGTH as PASSWORD_MIN_LENGTH
-from backend.identity.service import count_sign_in_attempt
+from backend.identity.sign_in_throttle import SignInThrottle
 from backend.invitations import acceptance
 from backend.invitations.csrf import CsrfRejected
 from backend.invitations.dependencies import AcceptPageCsrf
@@ -136,9 +136,11 @@ async def _failed(
     await session.rollback()
     if isinstance(problem, Gone | NotFound):
         return _invalid(request, problem)
-    return _form(
+    response = _form(
         request, csrf, summary, token, status_code=problem.status, error=problem.detail, **form
     )
+    response.headers.update(problem.headers)  # Retry-After
+    return response
 
 
 @router.post("/accept/sign-in", response_class=HTMLResponse)
@@ -154,15 +156,21 @@ async def sign_in_and_accept(
     details = await _open_for_post(request, session, csrf, token, csrf_token)
     if isinstance(details, HTMLResponse):
         return details
-    throttle = request.app.state.login_throttle
-    wait = await count_sign_in_attempt(throttle, details.invitation.email, client_address(request))
-    if wait is not None:
-        problem = Problem(f"Too many sign-in attempts; retry in {wait} seconds.", status=429)
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    attempt = await throttle.begin(details.invitation.email, client_address(request))
+    if attempt.retry_after is not None:
+        wait = attempt.retry_after
+        problem = Problem(
+            f"Too many failed sign-in attempts; retry in {wait} seconds.",
+            status=429,
+            headers={"Retry-After": str(wait)},
+        )
         return await _failed(request, session, csrf, details, token, problem)
     user = await acceptance.authenticate_invitee(session, passwords, details, password)
     if user is None:
         problem = Problem("The password is not correct for this email.", status=400)
         return await _failed(request, session, csrf, details, token, problem)
+    await attempt.succeeded()
     try:
         result = await acceptance.accept_opened(session, details, user)
     except Problem as problem:

@@ -16,6 +16,7 @@ from backend.core.dependencies import AppMailer, AppSettings
 from backend.core.pagination import Page, Pagination
 from backend.identity.dependencies import AppPasswords, CurrentUser
 from backend.invitations import acceptance, service
+from backend.invitations.dependencies import AppInvitationLimits
 from backend.invitations.details import InvitationDetails
 from backend.invitations.models import Invitation
 from backend.invitations.schemas import (
@@ -55,6 +56,7 @@ async def invite_to_tenant(
     session: DbSession,
     mailer: AppMailer,
     settings: AppSettings,
+    limits: AppInvitationLimits,
 ) -> InvitationOut:
     """Invite by email into the tenant, optionally straight into one of its projects."""
     invitation = await service.create_invitation(
@@ -66,6 +68,7 @@ async def invite_to_tenant(
         project_role=body.project_role,
         mailer=mailer,
         settings=settings,
+        limits=limits,
     )
     return _out(invitation)
 
@@ -77,6 +80,7 @@ async def invite_to_project(
     session: DbSession,
     mailer: AppMailer,
     settings: AppSettings,
+    limits: AppInvitationLimits,
 ) -> InvitationOut:
     """A project owner invites into the project; the invitee joins the tenant as member (as
     viewer when the project role is viewer)."""
@@ -87,6 +91,7 @@ async def invite_to_project(
         project_role=body.role,
         mailer=mailer,
         settings=settings,
+        limits=limits,
     )
     return _out(invitation)
 
@@ -112,10 +117,11 @@ async def resend_invitation(
     session: DbSession,
     mailer: AppMailer,
     settings: AppSettings,
+    limits: AppInvitationLimits,
 ) -> InvitationOut:
     """Mail a new link with a new expiry; the previous link stops working."""
     invitation = await service.resend_invitation(
-        session, caller, invitation_id, mailer=mailer, settings=settings
+        session, caller, invitation_id, mailer=mailer, settings=settings, limits=limits
     )
     return _out(invitation)
 

@@ -4,6 +4,10 @@ Who may invite: tenant owners and admins (admins never to owner, nor manage owne
 and a project's owners into their project, where the tenant role follows from the project role
 (viewer for a project viewer, member otherwise). The same rule guards resending and revoking.
 
+Sending needs a verified email address, and counts against the tenant's daily quota and the
+invitation's resend cooldown (`limits.py`). Pending invitations whose inviter has since lost the
+right to send them are revoked when that happens (`revoke_what_the_inviter_may_no_longer_send`).
+
 Every status change is a compare-and-set (`UPDATE ... WHERE status IN (...)`), so a resend or a
 revocation racing an acceptance cannot undo it: see `acceptance.claim`.
 """
@@ -14,10 +18,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, false, not_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor
 from backend.core.config import Settings
 from backend.core.database import utcnow
 from backend.core.errors import Conflict, Forbidden, NotFound
@@ -26,6 +31,7 @@ from backend.core.pagination import PageRequest, fetch_page
 from backend.identity.accounts import normalise_email
 from backend.identity.models import User
 from backend.invitations.details import InvitationDetails, find_details, format_expiry
+from backend.invitations.limits import InvitationLimits
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import IssuedToken, issue_token
 from backend.projects.access import ProjectCaller, project_caller
@@ -38,10 +44,15 @@ from tenants.roles import (
     ProjectRole,
     TenantAction,
     TenantRole,
+    effective_project_role,
     may_assign_role,
+    project_allows,
+    tenant_allows,
 )
+from tenants.service import after_roles_changed
 
 INVITATION_NOT_FOUND = "No such invitation."
+SENDING_INVITATIONS = "sending invitations"
 ACCEPT_PATH = "/invitations/accept"
 # The tenant roles a project owner may hand out along with a project role.
 PROJECT_OWNER_GRANTS = frozenset({TenantRole.MEMBER, TenantRole.VIEWER})
@@ -183,6 +194,7 @@ async def create_invitation(
     project_role: ProjectRole | None = None,
     mailer: Mailer,
     settings: Settings,
+    limits: InvitationLimits,
     on_project: ProjectCaller | None = None,
 ) -> Invitation:
     """Invite `email` into the tenant (and project), and mail them the link.
@@ -194,6 +206,7 @@ async def create_invitation(
     if on_project is None:
         on_project = await _caller_on(session, caller, project_id)
     authorise(caller, role, on_project)
+    caller.require_verified_email(SENDING_INVITATIONS)
     await _ensure_not_member(session, email, project_id)
     await _ensure_no_other_pending(session, email, project_id)
     token = issue_token(caller.tenant_id)
@@ -209,6 +222,7 @@ async def create_invitation(
     )
     session.add(invitation)
     await _flush_one_pending(session, email)
+    await limits.count_mail(caller.tenant_id, invitation.id)
     data = _audit_data(invitation)
     record_audit(session, caller.actor, "invitation.created", "invitation", invitation.id, data)
     # What the mail names is in hand: the tenant and the inviter from the access query, the
@@ -227,6 +241,7 @@ async def create_project_invitation(
     project_role: ProjectRole,
     mailer: Mailer,
     settings: Settings,
+    limits: InvitationLimits,
 ) -> Invitation:
     """The project owner's way: the tenant role follows from `project_role`."""
     return await create_invitation(
@@ -238,6 +253,7 @@ async def create_project_invitation(
         project_role=project_role,
         mailer=mailer,
         settings=settings,
+        limits=limits,
         on_project=caller,
     )
 
@@ -283,17 +299,20 @@ async def resend_invitation(
     *,
     mailer: Mailer,
     settings: Settings,
+    limits: InvitationLimits,
 ) -> Invitation:
     """Mail a new token with a new expiry; the old token stops working at once.
 
     Works for pending and expired invitations; accepted and revoked ones are 409.
     """
     invitation = await _manageable_invitation(session, caller, invitation_id)
+    caller.require_verified_email(SENDING_INVITATIONS)
     if invitation.status not in _REOPENABLE:
         raise Conflict(f"This invitation is {invitation.status.value}: invite again instead.")
     await _ensure_not_member(session, invitation.email, invitation.project_id)
     if invitation.status is InvitationStatus.EXPIRED:
         await _ensure_no_other_pending(session, invitation.email, invitation.project_id)
+    await limits.count_mail(caller.tenant_id, invitation.id)
     token = issue_token(invitation.tenant_id)
     expires_at = utcnow() + timedelta(seconds=settings.invitation_ttl_seconds)
     values = {
@@ -359,3 +378,45 @@ async def list_invitations(
     return await fetch_page(
         session, statement, Invitation.created_at, Invitation.id, page, newest_first=True
     )
+
+
+@after_roles_changed
+async def revoke_what_the_inviter_may_no_longer_send(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID
+) -> None:
+    """Revoke the user's pending invitations that their roles, as they now stand, would not let
+    them send: an invitation must not outlive the right that granted it.
+
+    Owners and admins keep what they may still assign; a member keeps invitations into projects
+    they still own; anyone else (a viewer, someone who left) keeps none.
+    """
+    tenant_role = await session.scalar(select(Membership.role).where(Membership.user_id == user_id))
+    still_allowed: ColumnElement[bool] = false()
+    if tenant_role is not None and tenant_allows(tenant_role, TenantAction.MANAGE_MEMBERS):
+        assignable = [role for role in TenantRole if may_assign_role(tenant_role, None, role)]
+        still_allowed = Invitation.role.in_(assignable)
+    elif tenant_role is not None and project_allows(
+        effective_project_role(tenant_role, ProjectRole.OWNER), ProjectAction.MANAGE
+    ):
+        owned = select(ProjectMember.project_id).where(
+            ProjectMember.user_id == user_id, ProjectMember.role == ProjectRole.OWNER
+        )
+        still_allowed = and_(
+            Invitation.project_id.is_not(None),
+            Invitation.project_id.in_(owned),
+            Invitation.role.in_(PROJECT_OWNER_GRANTS),
+        )
+    revoked = await session.scalars(
+        update(Invitation)
+        .where(
+            Invitation.invited_by == user_id,
+            Invitation.status == InvitationStatus.PENDING,
+            not_(still_allowed),
+        )
+        .values(status=InvitationStatus.REVOKED)
+        .returning(Invitation)
+        .execution_options(synchronize_session=False)
+    )
+    for invitation in revoked:
+        data = {**_audit_data(invitation), "reason": "the inviter lost the right to invite"}
+        record_audit(session, actor, "invitation.revoked", "invitation", invitation.id, data)

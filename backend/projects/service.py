@@ -34,7 +34,7 @@ from tenants.audit import record_audit
 from tenants.caller import TenantCaller
 from tenants.models import Membership
 from tenants.roles import ProjectAction, ProjectRole, TenantAction
-from tenants.service import MEMBER_NOT_FOUND, before_member_removed
+from tenants.service import MEMBER_NOT_FOUND, before_member_removed, roles_changed
 
 PROJECT_MEMBER_NOT_FOUND = "No member of this project has this id."
 
@@ -313,6 +313,7 @@ async def remove_project_member(
     action = "project_member.left" if leaving else "project_member.removed"
     record_audit(session, caller.actor, action, "user", user_id, data)
     await flush_at_version(session, precondition)
+    await roles_changed(session, caller.actor, user_id)
 
 
 @before_member_removed

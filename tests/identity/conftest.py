@@ -17,6 +17,7 @@ from backend.core.rate_limit import Throttle
 from backend.core.secrets import new_token
 from backend.identity.models import ClientRole, OAuthClient, User
 from backend.identity.passwords import Passwords
+from backend.identity.sign_in_throttle import SignInThrottle
 from tests.conftest import BASE_URL
 from tests.factories import DEFAULT_PASSWORD, OAuthClientFactory, UserFactory, persist
 
@@ -96,16 +97,19 @@ def reconfigured(app: FastAPI):
     @asynccontextmanager
     async def apply(**overrides: Any) -> AsyncIterator[FastAPI]:
         state = app.state
-        saved = (state.settings, state.login_throttle, state.passwords)
-        state.settings = state.settings.model_copy(update=overrides)
-        if "login_rate_limit" in overrides:
-            state.login_throttle = Throttle(overrides["login_rate_limit"], MemoryStorage())
+        saved = (state.settings, state.login_throttle, state.sign_in_throttle, state.passwords)
+        state.settings = settings = state.settings.model_copy(update=overrides)
+        if {"login_rate_limit", "login_account_failure_budget"} & set(overrides):
+            state.login_throttle = Throttle(settings.login_rate_limit, MemoryStorage())
+            state.sign_in_throttle = SignInThrottle(
+                settings.login_rate_limit, settings.login_account_failure_budget, MemoryStorage()
+            )
         if "environment" in overrides:
             state.passwords = Passwords(state.settings)
         try:
             yield app
         finally:
-            state.settings, state.login_throttle, state.passwords = saved
+            state.settings, state.login_throttle, state.sign_in_throttle, state.passwords = saved
 
     return apply
 

@@ -83,6 +83,8 @@ class Endpoint:
     action: Action
     success: int
     body: dict[str, Any] | None = None
+    # Service clients never manage service clients, whatever their role.
+    people_only: bool = False
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -103,9 +105,11 @@ ENDPOINTS = [
     ),
     Endpoint("DELETE", T + "/members/{target}", TenantAction.MANAGE_MEMBERS, 204),
     Endpoint("GET", T + "/audit-events", TenantAction.MANAGE, 200),
-    Endpoint("POST", T + "/clients", TenantAction.MANAGE, 201, {"name": "bot", "role": "member"}),
-    Endpoint("GET", T + "/clients", TenantAction.MANAGE, 200),
-    Endpoint("DELETE", T + "/clients/{client}", TenantAction.MANAGE, 204),
+    Endpoint(
+        "POST", T + "/clients", TenantAction.MANAGE, 201, {"name": "bot", "role": "member"}, True
+    ),
+    Endpoint("GET", T + "/clients", TenantAction.MANAGE, 200, people_only=True),
+    Endpoint("DELETE", T + "/clients/{client}", TenantAction.MANAGE, 204, people_only=True),
     Endpoint("POST", T + "/projects", TenantAction.CREATE_PROJECT, 201, {"name": "New"}),
     Endpoint("GET", T + "/projects", TenantAction.READ, 200),
     Endpoint("GET", P, ProjectAction.READ, 200),
@@ -129,6 +133,8 @@ def expected_status(endpoint: Endpoint, caller: Caller) -> int:
         return 403 if caller.is_client else endpoint.success  # user endpoints
     if caller.tenant_role is None:
         return 404
+    if endpoint.people_only and caller.is_client:
+        return 403
     if isinstance(action, TenantAction):
         return endpoint.success if tenant_allows(caller.tenant_role, action) else 403
     project_role = caller.effective_project_role()

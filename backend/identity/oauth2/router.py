@@ -10,6 +10,7 @@ from authlib.oauth2.rfc6749 import InsecureTransportError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from backend.core.database import Database, get_database
 from backend.core.dependencies import AppSettings, client_address
@@ -18,13 +19,17 @@ from backend.identity.dependencies import AppKeyRing
 from backend.identity.oauth2.grants import SECRET_AUTH_METHODS
 from backend.identity.oauth2.schemas import IntrospectionResponse, TokenResponse, oauth_errors
 from backend.identity.oauth2.server import FormRequest, IdentityServer, OAuthContext
-from backend.identity.service import count_sign_in_attempt
+from backend.identity.sign_in_throttle import SignInThrottle
 
 router = APIRouter(tags=["oauth2"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 GRANT_TYPES = ["password", "refresh_token", "client_credentials"]
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# The token endpoint needs at most seven parameters; none of them is long.
+MAX_FORM_FIELDS = 10
+MAX_FORM_FIELD_BYTES = 8192
 
 Action = Callable[[IdentityServer, FormRequest], JSONResponse]
 
@@ -69,9 +74,19 @@ def oauth_error(
 async def _read_form(request: Request) -> dict[str, str] | JSONResponse:
     """The form as single values; RFC 6749 (3.2) forbids repeated parameters.
 
-    NUL is refused too: PostgreSQL cannot compare text holding it, and would fail the request.
+    Only `application/x-www-form-urlencoded` (RFC 6749, 4.3.2), with a few short fields: no
+    multipart, so no file is ever spooled. NUL is refused too: PostgreSQL cannot compare text
+    holding it, and would fail the request.
     """
-    form = await request.form()
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != FORM_CONTENT_TYPE:
+        return oauth_error(400, "invalid_request", f"The body must be {FORM_CONTENT_TYPE}.")
+    try:
+        form = await request.form(
+            max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_FIELD_BYTES
+        )
+    except HTTPException as error:
+        return oauth_error(400, "invalid_request", str(error.detail))
     values: dict[str, str] = {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile) or key in values or "\x00" in key + value:
@@ -117,16 +132,11 @@ async def _revoke_family_now(database: Database, family_id: uuid.UUID) -> None:
         await session.execute(refresh_tokens.revoke_family(family_id))
 
 
-async def _throttled(request: Request, username: str) -> JSONResponse | None:
-    """Per account and per client address, counted before any password is checked."""
-    throttle = request.app.state.login_throttle
-    wait = await count_sign_in_attempt(throttle, username, client_address(request))
-    if wait is None:
-        return None
+def _throttled(wait: int) -> JSONResponse:
     return oauth_error(
         429,
         "temporarily_unavailable",
-        "Too many sign-in attempts; retry later.",
+        "Too many failed sign-in attempts; retry later.",
         headers={"Retry-After": str(wait)},
     )
 
@@ -154,11 +164,17 @@ async def token(request: Request) -> Response:
     grant_type = form.get("grant_type")
     if not grant_type:
         return oauth_error(400, "invalid_request", "Missing 'grant_type' in request.")
-    if grant_type == "password":
-        throttled = await _throttled(request, form.get("username", ""))
-        if throttled is not None:
-            return throttled
-    return await _run(request, form, lambda server, req: server.create_token_response(req))
+    if grant_type != "password":
+        return await _run(request, form, lambda server, req: server.create_token_response(req))
+    # Counted before any password is checked; given back when the grant succeeds.
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    attempt = await throttle.begin(form.get("username", ""), client_address(request))
+    if attempt.retry_after is not None:
+        return _throttled(attempt.retry_after)
+    response = await _run(request, form, lambda server, req: server.create_token_response(req))
+    if response.status_code == 200:
+        await attempt.succeeded()
+    return response
 
 
 @router.post(
@@ -213,8 +229,7 @@ async def metadata(settings: AppSettings) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
-        "service_documentation": f"{issuer}/docs",
-    }
+    } | ({"service_documentation": f"{issuer}/docs"} if settings.serves_docs else {})
 
 
 @router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
