@@ -384,6 +384,11 @@ def _with_parents(rows: Iterable[object]) -> list[Base]:
     return list(dict.fromkeys(found))
 
 
+def rows_to_store(*rows: object) -> list[Base]:
+    """What `persist` would store for `rows`: their new parents first, then the rows."""
+    return _with_parents(rows)
+
+
 def _tenant_of(row: Base) -> str:
     tenant_id = row.tenant_id if isinstance(row, TenantScoped) else None
     return "" if tenant_id is None else str(tenant_id)

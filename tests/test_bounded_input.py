@@ -23,7 +23,7 @@ from tenants.models import Tenant
 from tenants.roles import TenantRole
 from tests.harness.served import ServedProcess
 from tests.harness.smtp import Mailbox
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 MIB = 1024 * 1024
 SIGN_UP = "/api/v1/users"

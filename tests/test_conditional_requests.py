@@ -28,7 +28,7 @@ from tenants.caller import TenantCaller
 from tenants.isolation import enter_tenant
 from tenants.models import Tenant
 from tenants.roles import ProjectRole, TenantRole
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 
 @pytest.fixture

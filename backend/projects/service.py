@@ -236,6 +236,12 @@ async def _put_member(
     if existing is not None:
         current_tag = entity_tag(existing.version, _project_member_out(existing, email, full_name))
     precondition.require_match(current_tag)
+    # Only a project owner sends invitations into the project: losing that is losing rights.
+    lost_ownership = (
+        existing is not None
+        and existing.role is ProjectRole.OWNER
+        and role is not ProjectRole.OWNER
+    )
     member = existing
     if existing is None:
         member = ProjectMember(project_id=project_id, user_id=user_id, role=role)
@@ -251,6 +257,8 @@ async def _put_member(
         record_audit(session, actor, "project_member.role_changed", "user", user_id, data)
     # A new member's created_at is set by the flush (a Python default).
     await flush_at_version(session, precondition)
+    if lost_ownership:
+        await roles_changed(session, actor, user_id)
     out = _project_member_out(member, email, full_name)
     return out, existing is None, entity_tag(member.version, out)
 

@@ -22,7 +22,7 @@ from tenants.roles import ProjectRole
 from tests.auth import bearer
 from tests.harness.smtp import Mailbox
 from tests.invitations.helpers import invitation_row, invite, invite_to_project, mailed_token
-from tests.tenancy.world import TenantWorld
+from tests.world import TenantWorld
 
 SIGN_UP = {"email": "spammer@example.com", "password": "a long passphrase", "full_name": "S"}
 

@@ -36,7 +36,7 @@ from tenants.isolation import (
 from tenants.models import USER_TENANTS, Membership, Tenant
 from tenants.roles import ProjectRole, TenantRole
 from tenants.statements import UnscopableStatement
-from tests.tenancy.world import TenantWorld, build_tenant
+from tests.world import TenantWorld, build_tenant
 
 MEMBERSHIPS = Membership.__table__
 PROJECTS = Project.__table__

@@ -30,8 +30,8 @@ from tenants.isolation import CROSS_TENANT_READS, is_tenant_table
 from tenants.roles import ProjectRole, TenantRole
 from tests.conftest import DatabaseUrls
 from tests.cross_tenant import cross_tenant
-from tests.tenancy.world import TenantWorld, build_tenant
 from tests.test_cli import run_cli
+from tests.world import TenantWorld, build_tenant
 
 pytestmark = pytest.mark.postgres_only
 
