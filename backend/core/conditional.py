@@ -166,7 +166,7 @@ ETAG_HEADER = {
         "schema": {"type": "string"},
     }
 }
-_PROBLEM = {"application/problem+json": {"schema": {"type": "object"}}}
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 # The OpenAPI `responses` of routes that read (ETag, 304) and that write (412) a resource.
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {
