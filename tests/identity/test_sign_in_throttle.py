@@ -89,10 +89,13 @@ DOORS = [
 
 
 @pytest.fixture
-async def owner_app(reconfigured, db: AsyncSession) -> AsyncIterator[FastAPI]:
+async def owner_app(
+    reconfigured, db: AsyncSession, owner_db: AsyncSession
+) -> AsyncIterator[FastAPI]:
     """The app with the default limits, fresh counters, and the owner: a platform admin with a
     pending invitation, who last signed in from HOME."""
-    owner = await persist(db, UserFactory(email=OWNER, is_superuser=True))
+    # Only the schema owner makes superusers (`tenantdesk create-superuser`).
+    owner = await persist(owner_db, UserFactory(email=OWNER, is_superuser=True))
     tenant = await persist(db, TenantFactory(slug="acme", name="Acme"))
     await enter_tenant(db, tenant.id)
     token = issue_token(tenant.id)
