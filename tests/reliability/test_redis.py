@@ -111,9 +111,10 @@ async def test_the_sign_in_throttle_is_shared_by_workers_and_survives_redis_goin
         assert (await http.get("/health/ready")).status_code == 200
     statuses = await _wrong_passwords(service, alone)
     assert set(statuses) <= {400, 401, 429}, statuses
-    # Each worker now allows its own budget: more than one in all, but still a limit.
-    assert statuses[-1] == 429, statuses
-    assert statuses.count(429) >= len(statuses) - WORKERS * LIMIT, statuses
+    # Each worker now allows its own budget: more than one in all, but still a limit. Which
+    # worker takes which attempt is the kernel's choice, so the order of the answers is not fixed.
+    assert 429 in statuses, statuses
+    assert len(statuses) - statuses.count(429) <= WORKERS * LIMIT, statuses
 
     records = service.log_records()
     assert not [record for record in records if record["level"] in {"ERROR", "CRITICAL"}]
