@@ -275,17 +275,22 @@ def is_database_unavailable(exc: BaseException) -> bool:
 class OutageLog:
     """One WARNING when requests start failing for an outage, and one INFO once the database
     accepts connections again, instead of a traceback per request. A long outage is reported
-    again every `repeat_seconds`."""
+    again every `repeat_seconds`.
+
+    The first new connection ends the outage, but the window is kept: connections pooled before
+    the outage fail once each after it (no pre-ping), and they belong to the same outage."""
 
     def __init__(self, repeat_seconds: float = 60.0) -> None:
         self.repeat_seconds = repeat_seconds
         self._reported_at: float | None = None
+        self._back = True
 
     def report(self, exc: BaseException) -> None:
         now = time.monotonic()
         if self._reported_at is not None and now - self._reported_at < self.repeat_seconds:
             return
         self._reported_at = now
+        self._back = False
         logger.warning("database unavailable: answering 503", extra={"error": _describe(exc)})
 
     def watch(self, engine: AsyncEngine) -> None:
@@ -293,8 +298,8 @@ class OutageLog:
         event.listen(engine.sync_engine, "connect", self._on_connect)
 
     def _on_connect(self, *_args: Any) -> None:
-        if self._reported_at is not None:
-            self._reported_at = None
+        if not self._back:
+            self._back = True
             logger.info("database reachable again")
 
 
