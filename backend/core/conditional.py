@@ -131,7 +131,7 @@ def tagged(response: Response, preconditions: Preconditions, current_tag: str) -
     response.headers["ETag"] = current_tag
 
 
-def _write_preconditions(
+async def _write_preconditions(
     if_match: Annotated[
         str | None,
         Header(
@@ -144,7 +144,7 @@ def _write_preconditions(
     return Preconditions.from_headers(if_match, None)
 
 
-def _read_preconditions(
+async def _read_preconditions(
     if_none_match: Annotated[
         str | None,
         Header(

@@ -20,7 +20,7 @@ from backend.core.conditional import (
     tagged,
 )
 from backend.core.database import DbSession
-from backend.core.pagination import Page, Pagination
+from backend.core.pagination import Page, Pagination, rows_page_response
 from backend.projects import service, tasks
 from backend.projects.dependencies import ProjectAccess
 from backend.projects.models import TaskStatus
@@ -147,20 +147,18 @@ async def create_task(body: TaskCreate, caller: ProjectAccess, session: DbSessio
     return TaskOut.model_validate(task)
 
 
-@router.get("/{project_id}/tasks")
+@router.get("/{project_id}/tasks", response_model=TaskPage)
 async def list_tasks(
     caller: ProjectAccess,
     session: DbSession,
     page: Pagination,
     status: TaskStatus | None = None,
     assignee_id: uuid.UUID | None = None,
-) -> TaskPage:
+) -> Response:
     found, cursor = await tasks.list_tasks(
         session, caller, page, status=status, assignee_id=assignee_id
     )
-    # Validated once, here, from the rows; FastAPI then serialises the page without validating
-    # it again.
-    return TaskPage.model_validate({"items": found, "next_cursor": cursor}, from_attributes=True)
+    return rows_page_response(found, cursor)
 
 
 @router.get("/{project_id}/tasks/{task_id}", responses=READ_RESPONSES)
