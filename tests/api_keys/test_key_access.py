@@ -149,15 +149,20 @@ async def test_a_deactivated_users_keys_get_401(
     assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 401
 
 
+# Well formed, known to no one.
+_SAMPLE = "tdk_" + "a" * 43 + checksum("a" * 43)
+
+
 @pytest.mark.parametrize(
     "token",
     [
         "tdk_",
         "tdk_" + "A" * 49,  # the right length, a wrong checksum
-        new_api_key()[:-1],
-        new_api_key() + "0",
-        new_api_key().replace("tdk_", "tdk_!", 1)[:53],
+        _SAMPLE[:-1],
+        _SAMPLE + "0",
+        "tdk_!" + _SAMPLE[5:],
     ],
+    ids=["prefix-only", "wrong-checksum", "short", "long", "not-base62"],
 )
 async def test_a_malformed_key_gets_401_without_a_look_up(
     app: FastAPI, client: httpx.AsyncClient, acme: TenantWorld, token: str
