@@ -52,8 +52,12 @@ async def test_a_tenant_admin_lists_and_revokes_their_tenants_keys_only(
     assert "Acme CI" in listed.text
     assert "Globex CI" not in listed.text
     assert acme_key.key_hash not in listed.text
-    details = await olive.get(f"/admin/api-key/details/{globex_key.id}")
-    assert details.status_code == 404
+    own = await olive.get(f"/admin/api-key/details/{acme_key.id}")
+    assert own.status_code == 200
+    assert "mia.acme@example.com" in own.text
+    assert acme_key.key_hash not in own.text
+    foreign = await olive.get(f"/admin/api-key/details/{globex_key.id}")
+    assert foreign.status_code == 404
 
     # Another tenant's key: nothing happens.
     await olive.action("api-key", "revoke", str(globex_key.id))

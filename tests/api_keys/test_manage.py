@@ -178,3 +178,20 @@ async def test_a_user_revokes_a_key_after_leaving_its_tenant(
             await db.scalars(select(AuditEvent.action).where(AuditEvent.target_id == body["id"]))
         )
     assert sorted(actions) == ["api_key.created", "api_key.revoked"]
+
+
+def test_the_openapi_names_the_key_operations_and_their_answers(app: FastAPI) -> None:
+    paths = app.openapi()["paths"]
+    create, listed = paths[KEYS]["post"], paths[KEYS]["get"]
+    revoke = paths[KEYS + "/{key_id}"]["delete"]
+    assert (create["operationId"], listed["operationId"], revoke["operationId"]) == (
+        "api-keys-create",
+        "api-keys-list",
+        "api-keys-revoke",
+    )
+    assert {"201", "401", "403", "404", "422"} <= set(create["responses"])
+    assert {"204", "401", "403", "404"} <= set(revoke["responses"])
+    body = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = app.openapi()["components"]["schemas"][body.rsplit("/", 1)[-1]]
+    assert set(schema["required"]) == {"name", "tenant_id", "role", "expires_in_days"}
+    assert schema["properties"]["expires_in_days"]["maximum"] == 365
