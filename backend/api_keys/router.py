@@ -12,7 +12,8 @@ from fastapi import APIRouter, Response, status
 from backend.api_keys import service
 from backend.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from backend.core.database import DbSession
-from backend.core.pagination import Page, Pagination
+from backend.core.pagination import Page
+from backend.core.request_params import Pagination
 from backend.identity.dependencies import CurrentUser, TokenClaims
 from tenants.access import resolve_tenant_access
 from tenants.roles import TenantRole
