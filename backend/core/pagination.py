@@ -9,10 +9,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-import orjson
-from fastapi import Depends, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import Integer, and_, bindparam, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,26 +31,6 @@ RowT = TypeVar("RowT")
 class Page(BaseModel, Generic[ItemT]):
     items: list[ItemT]
     next_cursor: str | None
-
-
-def rows_page_response(rows: Sequence[Any], next_cursor: str | None) -> Response:
-    """A `Page` of rows as JSON, serialised straight from the rows by orjson.
-
-    For a route that declares the page's model as its `response_model` and selects exactly the
-    item model's fields as typed columns (UUIDs, text, enums, aware UTC datetimes): the JSON is
-    the one the model would give (`OPT_UTC_Z` writes UTC as pydantic does), without building
-    and validating a model per row first.
-    """
-    page = {"items": [row._asdict() for row in rows], "next_cursor": next_cursor}
-    body = orjson.dumps(page, default=_uuid_text, option=orjson.OPT_UTC_Z)
-    return Response(body, media_type="application/json")
-
-
-def _uuid_text(value: object) -> str:
-    # asyncpg hands back its own subclass of `uuid.UUID`, which orjson does not take as one.
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not serialisable here")
 
 
 @dataclass(frozen=True)
@@ -88,22 +66,6 @@ def _typed_id(row_id: InstrumentedAttribute[Any], text: str) -> Any:
     except (ValueError, TypeError) as exc:
         raise BadRequest("The cursor is not valid.") from exc
 
-
-async def _page_request(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=200,
-            pattern=CURSOR_PATTERN,
-            description="`next_cursor` of the previous page; a cursor not issued here is 400.",
-        ),
-    ] = None,
-) -> PageRequest:
-    return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
-
-
-Pagination = Annotated[PageRequest, Depends(_page_request)]
 
 
 # The cursor and the limit are bound parameters: a page's statement is the same object for
