@@ -67,7 +67,6 @@ def _typed_id(row_id: InstrumentedAttribute[Any], text: str) -> Any:
         raise BadRequest("The cursor is not valid.") from exc
 
 
-
 # The cursor and the limit are bound parameters: a page's statement is the same object for
 # every page of a statement built once (`PerStatement`), and costs no rewrite per request.
 _AFTER_CREATED_AT = "page_after_created_at"
