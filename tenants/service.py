@@ -28,7 +28,6 @@ from backend.core.conditional import (
 from backend.core.errors import Conflict, Forbidden, NotFound
 from backend.core.pagination import PageRequest, fetch_page
 from backend.core.statements import AnySelect
-from backend.identity.audit import record_platform_audit
 from backend.identity.models import User
 from tenants.access import TENANT_NOT_FOUND
 from tenants.audit import record_audit
@@ -144,6 +143,7 @@ def tenant_out(tenant: Tenant, role: TenantRole) -> TenantOut:
         slug=tenant.slug,
         name=tenant.name,
         status=tenant.status,
+        purge_after=tenant.purge_after,
         created_at=tenant.created_at,
         role=role,
     )
@@ -179,21 +179,6 @@ async def update_tenant(
     record_audit(session, caller.actor, "tenant.updated", "tenant", tenant.id, changes)
     await _flush_unique_slug(session, precondition)
     return tenant
-
-
-async def delete_tenant(
-    session: AsyncSession, caller: TenantCaller, *, precondition: Preconditions = ANY_VERSION
-) -> None:
-    """Delete the tenant (owners); its rows in every tenant table go with it (ON DELETE CASCADE).
-
-    The tenant's own audit log goes too, so the deletion is recorded in the platform log.
-    """
-    caller.require(TenantAction.DELETE)
-    tenant = caller.tenant
-    precondition.require_match(tenant_tag(tenant, caller.role))
-    data = {"name": tenant.name, "slug": tenant.slug}
-    record_platform_audit(session, caller.actor, "tenant.deleted", "tenant", tenant.id, data)
-    await delete_at_version(session, Tenant, Tenant.id == tenant.id, tenant.version, precondition)
 
 
 async def set_tenant_status(
