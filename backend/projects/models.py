@@ -63,6 +63,9 @@ class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, SoftDeletable,
     creator: Mapped[User | None] = relationship(
         foreign_keys=[created_by], lazy="raise", viewonly=True
     )
+    deleter: Mapped[User | None] = relationship(
+        primaryjoin="foreign(Project.deleted_by) == User.id", lazy="raise", viewonly=True
+    )
 
 
 class ProjectMember(TenantScoped, CreatedAt, Versioned, Base):
@@ -181,4 +184,7 @@ class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, SoftDeletable, Ba
     )
     creator: Mapped[User | None] = relationship(
         foreign_keys=[created_by], lazy="raise", viewonly=True
+    )
+    deleter: Mapped[User | None] = relationship(
+        primaryjoin="foreign(Task.deleted_by) == User.id", lazy="raise", viewonly=True
     )

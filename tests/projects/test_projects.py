@@ -121,9 +121,7 @@ async def test_deleting_a_project_moves_it_and_its_tasks_to_the_trash_and_is_aud
     assert (refused.status_code, deleted.status_code) == (403, 204)
     launch_id = acme.projects["Launch"].id
     async with superuser_engine.connect() as connection:
-        project = (
-            await connection.execute(select(Project).where(Project.id == launch_id))
-        ).one()
+        project = (await connection.execute(select(Project).where(Project.id == launch_id))).one()
         in_trash = select(Task.deleted_at).where(Task.project_id == launch_id)
         assert set(await connection.scalars(in_trash)) == {project.deleted_at}
         assert project.deleted_by == acme.users["adam"].id

@@ -17,7 +17,7 @@ from backend.identity.models import ClientRole
 from backend.invitations.models import Invitation
 from backend.invitations.tokens import issue_token
 from backend.projects.models import Project, ProjectMember, Task
-from backend.projects.purge import run_purge
+from backend.projects.purge import purge_daily, run_purge
 from tenants.isolation import enter_tenant
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import bearer
@@ -365,3 +365,34 @@ async def test_a_purge_while_another_holds_the_lease_does_nothing(
     assert skipped is None
     async with superuser_engine.connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(Project)) == 2
+
+
+async def test_the_daily_purge_runs_once_whichever_worker_claims_the_day(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    acme: TenantWorld,
+    superuser_engine: AsyncEngine,
+) -> None:
+    olga = acme.headers(app, "olga")
+    await client.delete(acme.project_url("Launch"), headers=olga)
+    await _deleted_long_ago(superuser_engine, app.state.settings.trash_retention_days + 1)
+    settings = app.state.settings.model_copy(
+        update={"purge_interval_seconds": 3600, "purge_check_seconds": 0.05}
+    )
+    workers = [asyncio.create_task(purge_daily(app.state.database, settings)) for _ in range(2)]
+    try:
+        for _ in range(200):  # polls for up to 10 s
+            async with superuser_engine.connect() as connection:
+                left = await connection.scalar(select(func.count()).select_from(Project))
+            if left == 1:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # several more checks of both workers
+    finally:
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    assert left == 1
+    log = (await client.get(f"{acme.url}/audit-events", headers=olga)).json()["items"]
+    assert [e["action"] for e in log].count("trash.purged") == 1
