@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor, apply_changes
@@ -24,6 +23,7 @@ from backend.core.conditional import (
     delete_at_version,
     entity_tag,
     flush_at_version,
+    flush_unique,
 )
 from backend.core.errors import Conflict, Forbidden, NotFound
 from backend.core.pagination import PageRequest, fetch_page
@@ -113,10 +113,8 @@ async def tenants_of_user(
 async def _flush_unique_slug(
     session: AsyncSession, precondition: Preconditions = ANY_VERSION
 ) -> None:
-    try:
-        await flush_at_version(session, precondition)
-    except IntegrityError as exc:  # the slug is the tenants table's one unique column
-        raise Conflict(SLUG_TAKEN) from exc
+    # The slug is the tenants table's one unique column.
+    await flush_unique(session, SLUG_TAKEN, precondition)
 
 
 async def create_tenant(

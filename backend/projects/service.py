@@ -13,7 +13,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import and_, null, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor, apply_changes
@@ -22,9 +21,10 @@ from backend.core.conditional import (
     Preconditions,
     entity_tag,
     flush_at_version,
+    flush_unique,
 )
 from backend.core.database import utcnow
-from backend.core.errors import Conflict, NotFound
+from backend.core.errors import NotFound
 from backend.core.pagination import PageRequest, fetch_page
 from backend.core.statements import AnySelect
 from backend.identity.models import User
@@ -44,11 +44,9 @@ PROJECT_NAME_TAKEN = "Another project of this tenant has this name."
 async def _flush_unique_name(
     session: AsyncSession, precondition: Preconditions = ANY_VERSION
 ) -> None:
-    """Flush a project's name: unique in the tenant among the projects not in the trash."""
-    try:
-        await flush_at_version(session, precondition)
-    except IntegrityError as exc:  # the name is the projects table's one unique key
-        raise Conflict(PROJECT_NAME_TAKEN) from exc
+    """Flush a project's name: unique in the tenant among the projects not in the trash (the
+    projects table's one unique key)."""
+    await flush_unique(session, PROJECT_NAME_TAKEN, precondition)
 
 
 def project_out(project: Project, role: ProjectRole) -> ProjectOut:
