@@ -1,7 +1,7 @@
 """soft delete of projects and tasks, tenant deletion with a grace period, leases
 
 Revision ID: 0005_soft_delete
-Revises: 0004
+Revises: 0007_api_keys
 
 - projects and tasks get `deleted_at` and `deleted_by`: a deleted row stays in the trash until
   the purge; a project's name is unique in its tenant among the rows not in the trash (a
@@ -25,7 +25,7 @@ from alembic import op
 from backend.core.config import get_settings
 
 revision: str = "0005_soft_delete"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007_api_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
