@@ -116,9 +116,9 @@ class Endpoint:
 
 def sees_the_trash(caller: Caller) -> bool:
     """Tenant owners and admins (admin clients too) see the trash; project owners theirs."""
-    if caller.tenant_role is None:
+    if caller.role is None:
         return False
-    if tenant_allows(caller.tenant_role, TenantAction.SEE_ALL_PROJECTS):
+    if tenant_allows(caller.role, TenantAction.SEE_ALL_PROJECTS):
         return True
     return not caller.is_client and caller.effective_project_role() is ProjectRole.OWNER
 
