@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.memory import return_large_blocks_to_the_system
@@ -58,11 +58,22 @@ async def test_the_filter_keeps_no_statement_built_per_request(db: AsyncSession)
     gc.collect()
     assert (len(isolation._scopes), len(isolation._scoped_reads)) == before
 
+    # Every hook hands SQLAlchemy the same object for a statement built once: its cache key,
+    # computed once, is kept.
     built_once = select(Task.id).where(Task.title == bindparam("title"))
-    await db.execute(built_once, {"title": "x"})
-    scoped = isolation._scoped_reads.get(built_once, lambda: None)
-    await db.execute(built_once, {"title": "y"})
-    assert isolation._scoped_reads.get(built_once, lambda: None) is scoped is not None
+    executed: list[Any] = []
+
+    def remember(_connection: Any, statement: Any, *_: Any) -> None:
+        executed.append(statement)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_execute", remember)
+    try:
+        await db.execute(built_once, {"title": "x"})
+        await db.execute(built_once, {"title": "y"})
+    finally:
+        event.remove(engine, "before_execute", remember)
+    assert executed[0] is executed[1] is not built_once
 
 
 def test_large_freed_blocks_go_back_to_the_system() -> None:
