@@ -10,6 +10,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
+from backend.core.search import trigram_index
 from backend.identity.models import User
 from backend.projects.models import Project
 from tenants.isolation import TenantScoped
@@ -45,6 +46,7 @@ class Invitation(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
         Index("ix_invitations_tenant_id_token_hash", "tenant_id", "token_hash", unique=True),
         Index("ix_invitations_tenant_id_email_status", "tenant_id", "email", "status"),
         Index("ix_invitations_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        trigram_index("invitations", "email"),
         # A project owner's list (`?project_id=`), in list order.
         Index(
             "ix_invitations_tenant_id_project_id_created_at_id",

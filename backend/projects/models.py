@@ -17,6 +17,7 @@ from backend.core.database import (
     string_enum,
     utcnow,
 )
+from backend.core.search import trigram_index
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
 from tenants.models import Tenant
@@ -27,6 +28,7 @@ class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, Base):
     __tablename__ = "projects"
     __table_args__ = (
         Index("ix_projects_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        trigram_index("projects", "name"),
     )
 
     name: Mapped[str] = mapped_column(String(200))
@@ -123,6 +125,9 @@ class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, Base):
             "created_at",
             "id",
         ),
+        # The admin's task list, most recently updated first (in the platform view by tenant).
+        Index("ix_tasks_tenant_id_updated_at_id", "tenant_id", "updated_at", "id"),
+        trigram_index("tasks", "title"),
     )
 
     project_id: Mapped[uuid.UUID]
