@@ -127,8 +127,8 @@ async def test_a_lookup_answers_a_bounded_number_of_rows(
 
 async def _task_titled(db: AsyncSession, title: str) -> Any:
     async with cross_tenant(db, "test assertion"):
-        statement = select(Task).where(Task.title == title).execution_options(
-            populate_existing=True
+        statement = (
+            select(Task).where(Task.title == title).execution_options(populate_existing=True)
         )
         return (await db.scalars(statement)).one_or_none()
 
