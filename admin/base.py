@@ -29,7 +29,7 @@ from typing import Any, ClassVar, cast
 
 from sqladmin.exceptions import SQLAdminException
 from sqladmin.helpers import get_primary_keys, object_identifier_values
-from sqlalchemy import Enum, Select, Subquery, asc, desc, func, select
+from sqlalchemy import Enum, Select, Subquery, asc, desc, exists, func, select
 from sqlalchemy import inspect as inspect_model
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,8 +95,9 @@ def visible_people(scope: AdminScope, relation: InstrumentedAttribute[Any]) -> A
     another tenant stay unnamed), as tenant admins see users only as members."""
     if scope.platform or relation.property.mapper.class_ is not User:
         return relation
-    members = select(Membership.user_id).where(Membership.tenant_id == scope.tenant_id)
-    return relation.and_(User.id.in_(members))
+    # EXISTS probes the membership key for each row shown; IN would read every member first.
+    member = exists().where(Membership.tenant_id == scope.tenant_id, Membership.user_id == User.id)
+    return relation.and_(member)
 
 
 def person(relation: str, column: str) -> Callable[[Any, Any], str]:

@@ -14,7 +14,7 @@ from tests.conftest import PROJECT_ROOT
 pytestmark = pytest.mark.postgres_only
 
 TINY = ["--admin", "--tenants", "3", "--tasks", "20", "--users", "30", "--repeat", "1"]
-PAGE_FIGURES = {"signed_in_as", "view", "kind", "status", "ms", "kb"}
+PAGE_FIGURES = {"signed_in_as", "view", "kind", "status", "ms", "cpu_ms", "kb"}
 KINDS = {"list", "search", "details", "edit", "create"}
 
 
@@ -44,6 +44,7 @@ def test_the_json_line_has_every_page_type_of_the_main_views_for_both_admins(
         assert page["status"] == 200, page
         assert isinstance(page["ms"], float)
         assert isinstance(page["kb"], float)
+        assert isinstance(page["cpu_ms"], float)
     seen = {(p["signed_in_as"], p["view"], p["kind"]) for p in pages}
     for signed_in_as in ("platform", "tenant"):
         for kind in KINDS:
@@ -61,7 +62,18 @@ def test_the_table_has_a_row_per_page_and_names_the_slowest_and_heaviest(
 ) -> None:
     table, summary = report
     header, *rows = table.splitlines()
-    assert header.split() == ["signed", "in", "as", "view", "page", "status", "ms", "KB"]
+    assert header.split() == [
+        "signed",
+        "in",
+        "as",
+        "view",
+        "page",
+        "status",
+        "ms",
+        "cpu",
+        "ms",
+        "KB",
+    ]
     assert len(rows) == len(summary["pages"]) + 2  # type: ignore[arg-type]
     assert rows[-2].startswith("slowest: ")
     assert rows[-1].startswith("heaviest: ")

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from admin import base
+from admin import base, filters
 from admin.pickers import LOOKUP_LIMIT
 from backend.identity.models import User
 from backend.projects.models import Project, Task
@@ -216,3 +216,15 @@ async def test_a_list_counts_up_to_a_bound_and_says_so_past_it(
         tasks = await db.scalar(select(func.count()).select_from(Task))
     monkeypatch.setattr(base, "COUNTED_ROWS", tasks)
     assert f"of {tasks} items" in (await root.get("/admin/task/list")).text
+
+
+async def test_a_list_filter_offers_a_bounded_number_of_choices_and_the_chosen_one(
+    root: AdminBrowser, world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filters, "FILTER_CHOICES", 1)
+    globex = f"tenant={world.globex.id}"
+    assert globex not in (await root.get("/admin/task/list")).text  # acme comes first
+    chosen = await root.get("/admin/task/list", params={"tenant": str(world.globex.id)})
+    assert "globex task" in chosen.text
+    assert "acme task" not in chosen.text
+    assert "Clear filter" in chosen.text
