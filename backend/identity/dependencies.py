@@ -27,7 +27,13 @@ from backend.identity.principals import (
 )
 
 # Documents the password flow in OpenAPI, so /docs has a working Authorize button.
-bearer_scheme = OAuth2PasswordBearer(tokenUrl="/oauth/token", auto_error=False)
+bearer_scheme = OAuth2PasswordBearer(
+    tokenUrl="/oauth/token",
+    auto_error=False,
+    description="An access token from /oauth/token. On the routes of one tenant "
+    "(/api/v1/tenants/{tenant_id}/...), a personal API key of that tenant (`tdk_...`, made with "
+    "POST /api/v1/users/me/api-keys) is accepted too, as the same bearer token.",
+)
 
 
 async def get_key_ring(request: Request) -> KeyRing:

@@ -3,6 +3,7 @@ once, listed without secrets, revoked at once; every step in the tenant's audit 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import utcnow
+from backend.core.logging import JsonFormatter
 from backend.core.secrets import hash_token
 from backend.identity.api_keys import is_well_formed
 from backend.identity.models import ApiKey, ClientRole
@@ -195,3 +197,24 @@ def test_the_openapi_names_the_key_operations_and_their_answers(app: FastAPI) ->
     schema = app.openapi()["components"]["schemas"][body.rsplit("/", 1)[-1]]
     assert set(schema["required"]) == {"name", "tenant_id", "role", "expires_in_days"}
     assert schema["properties"]["expires_in_days"]["maximum"] == 365
+
+
+async def test_a_key_never_reaches_the_logs(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    acme: TenantWorld,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = (await _create(app, client, acme, "ada")).json()
+    with_key = {"Authorization": f"Bearer {body['key']}"}
+    await client.get(f"{acme.url}/projects", headers=with_key)
+    await client.get("/api/v1/users/me", headers=with_key)
+    await client.delete(f"{KEYS}/{body['id']}", headers=acme.headers(app, "ada"))
+    await client.get(f"{acme.url}/projects", headers=with_key)
+    logging.getLogger("tenantdesk.test").warning("a script failed with %s", body["key"])
+
+    logged = "\n".join(JsonFormatter().format(record) for record in caplog.records)
+    assert "a script failed with [redacted]" in logged
+    assert body["key"] not in logged
+    assert body["key"][12:] not in logged
