@@ -3,13 +3,9 @@ its report, never a speed (this machine's speed is no property of the code)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.bench.run import run_report
 
 pytestmark = pytest.mark.postgres_only
 
@@ -20,16 +16,7 @@ KINDS = {"list", "search", "details", "edit", "create"}
 
 @pytest.fixture(scope="module")
 def report() -> tuple[str, dict[str, object]]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "tests.bench", *TINY],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    table, json_line = completed.stdout.rstrip().rsplit("\n", 1)
-    return table, json.loads(json_line)
+    return run_report(TINY)
 
 
 def test_the_json_line_has_every_page_type_of_the_main_views_for_both_admins(
