@@ -1,7 +1,7 @@
 """the admin panel at scale: trigram indexes for its searches, an index for the task list
 
 Revision ID: 0009_admin_search
-Revises: 0007_api_keys
+Revises: 0005_soft_delete
 On PostgreSQL, `pg_trgm` is a trusted extension: the database owner, who runs migrations,
 creates it without being a superuser. Its GIN indexes serve `ILIKE '%term%'` on every column an
 admin list searches. SQLite gets plain indexes of the same names (its searches scan).
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0009_admin_search"
-down_revision: str | None = "0007_api_keys"
+down_revision: str | None = "0005_soft_delete"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
