@@ -31,6 +31,7 @@ from backend.invitations import pages as invitation_pages
 from backend.invitations import router as invitations
 from backend.invitations.limits import InvitationLimits
 from backend.openapi import install_openapi, operation_id
+from backend.privacy.router import router as privacy_router
 from backend.projects.router import router as projects_router
 from tenants.router import account_router, tenants_router
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(account_router)
     app.include_router(tenants_router)
     app.include_router(projects_router)
+    app.include_router(privacy_router)
     app.include_router(identity_router)
     app.include_router(invitations.tenant_router)
     app.include_router(invitations.public_router)

@@ -23,6 +23,7 @@ from backend.core.pagination import PageRequest
 from backend.identity import administration
 from backend.identity.models import ClientRole, PlatformAuditEvent, User
 from backend.invitations import service as invitations
+from backend.privacy import account, tenant_export
 from backend.projects import service as projects
 from backend.projects import tasks
 from backend.projects.access import ProjectCaller, project_caller
@@ -33,7 +34,7 @@ from tenants.caller import TenantCaller
 from tenants.isolation import enter_tenant
 from tenants.models import AuditEvent, Tenant, TenantStatus
 from tenants.roles import ProjectRole, TenantRole
-from tests.factories import UserFactory, persist
+from tests.factories import DEFAULT_PASSWORD, UserFactory, persist
 from tests.world import TenantWorld, build_tenant
 
 SERVICE_MODULES = (
@@ -44,6 +45,8 @@ SERVICE_MODULES = (
     "backend.projects.tasks",
     "backend.invitations.service",
     "backend.identity.administration",
+    "backend.privacy.account",
+    "backend.privacy.tenant_export",
 )
 
 
@@ -172,6 +175,12 @@ WRITES: dict[str, Write] = {
     "backend.identity.administration.update_user": lambda a: administration.update_user(
         a.session, a.actor, a.user("tom"), full_name="Tom Thumb"
     ),
+    "backend.privacy.tenant_export.record_tenant_export": lambda a: (
+        tenant_export.record_tenant_export(a.session, a.caller)
+    ),
+    "backend.privacy.account.erase_account": lambda a: account.erase_account(
+        a.session, a.app.state.passwords, a.user("tom"), DEFAULT_PASSWORD
+    ),
 }
 
 READS = {
@@ -188,6 +197,7 @@ READS = {
     "backend.projects.tasks.list_tasks",
     "backend.projects.tasks.get_task",
     "backend.invitations.service.list_invitations",
+    "backend.privacy.account.export_account",
 }
 
 # Steps of a listed write, not writes of their own.
@@ -195,6 +205,7 @@ PARTS = {
     "backend.projects.service.unassign_tasks_of_leaving_member": "remove_member",
     "tenants.service.roles_changed": "change_member_role",
     "backend.invitations.service.revoke_what_the_inviter_may_no_longer_send": "change_member_role",
+    "backend.privacy.account.revoke_all_credentials": "erase_account",
 }
 
 

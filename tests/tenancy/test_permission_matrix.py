@@ -98,6 +98,7 @@ ENDPOINTS = [
     Endpoint("GET", T, TenantAction.READ, 200),
     Endpoint("PATCH", T, TenantAction.MANAGE, 200, {"name": "Renamed"}),
     Endpoint("DELETE", T, TenantAction.DELETE, 204),
+    Endpoint("GET", T + "/export", TenantAction.EXPORT, 200),
     Endpoint("GET", T + "/members", TenantAction.READ, 200),
     Endpoint("GET", T + "/members/{target}", TenantAction.READ, 200),
     Endpoint(
@@ -260,6 +261,7 @@ def test_the_matrix_is_the_one_of_the_design() -> None:
         TenantAction.READ: {o, a, m, v},
         TenantAction.MANAGE: {o, a},
         TenantAction.DELETE: {o},
+        TenantAction.EXPORT: {o},
         TenantAction.MANAGE_MEMBERS: {o, a},
         TenantAction.CREATE_PROJECT: {o, a, m},
         TenantAction.SEE_ALL_PROJECTS: {o, a},
