@@ -99,7 +99,7 @@ async def export_account(session: AsyncSession, user: User) -> dict[str, Any]:
 async def revoke_all_credentials(session: AsyncSession, user: User) -> None:
     """Every credential the account holds, in one place: sign-in sessions (refresh-token
     families), access tokens issued until now and admin panel sessions."""
-    await identity_service.log_out_everywhere(session, user)
+    await identity_service.end_every_session(session, user)
 
 
 async def _last_owned(session: AsyncSession, tenants: list[tuple[uuid.UUID, str]]) -> list[str]:
