@@ -102,7 +102,10 @@ async def _idempotent_request(
         return
     tenant_id = current_tenant_id(session)
     if "tenant_id" in request.path_params and tenant_id is None:
-        raise RuntimeError("declare Idempotency after the route's tenant access")
+        # The tenant access was not resolved, so the request is refused (a path that does not
+        # parse: 422); a key is claimed only after the caller's access (declared before this).
+        yield None
+        return
     scope = KeyScope(_principal(claims), tenant_id, key)
     digest = request_digest(request.method, request.url.path, await request.body())
     stored = await _in_own_transaction(request, scope, lambda s: claim_key(s, scope, digest))

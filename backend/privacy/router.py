@@ -22,7 +22,7 @@ EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "description": 'One JSON document a line: `{"type": <table>, "data": {...}}` for '
         'each row, then `{"type": "summary", "counts": {<table>: <rows>}}`.',
-        "content": {tenant_export.MEDIA_TYPE: {"schema": {"type": "string"}}},
+        "content": {tenant_export.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
     }
 }
 
