@@ -187,4 +187,5 @@ def install_openapi(app: FastAPI) -> None:
             document_problems(generate())  # FastAPI keeps what it generated in openapi_schema
         return app.openapi_schema or generate()
 
+    # FastAPI documents replacing `app.openapi` as the way to extend the document.
     app.openapi = openapi  # type: ignore[method-assign]
