@@ -19,7 +19,7 @@ from backend.core.database import utcnow
 from backend.projects.models import Task, TaskStatus
 from tenants.roles import TenantRole
 from tests.factories import DEFAULT_PASSWORD
-from tests.harness.served import ServedProcess
+from tests.harness.service import ServiceProcess
 from tests.world import TenantWorld, build_tenant
 
 TASKS = 100_000
@@ -61,7 +61,7 @@ def _export(url: str, token: str, lines: list[int], sampling: threading.Event) -
     lines.append(json.loads(last)["counts"]["tasks"])
 
 
-def _peak_rss_while(served: ServedProcess, done: threading.Event) -> int:
+def _peak_rss_while(served: ServiceProcess, done: threading.Event) -> int:
     peak = served.rss_bytes()
     while not done.is_set():
         peak = max(peak, served.rss_bytes())
@@ -70,7 +70,7 @@ def _peak_rss_while(served: ServedProcess, done: threading.Event) -> int:
 
 
 async def test_an_export_of_100_000_tasks_keeps_the_workers_memory_flat(
-    app: FastAPI, db: AsyncSession, harness_db: AsyncSession, served: ServedProcess
+    app: FastAPI, db: AsyncSession, harness_db: AsyncSession, served: ServiceProcess
 ) -> None:
     big = await build_tenant(db, "big", {"olive": TenantRole.OWNER})
     await big.add_project(db, "Big")
