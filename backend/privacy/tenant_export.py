@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Select, Table, select, tuple_
+from sqlalchemy import Column, Select, Table, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.database import Base
@@ -97,7 +97,9 @@ async def export_lines(
     async with sessions() as session:
         await enter_tenant(session, tenant_id)
         if session.get_bind().dialect.name == "postgresql":
-            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            # For this transaction only (a connection-level option would outlive it in the
+            # pool); it follows the tenant's SET LOCAL, which takes no snapshot.
+            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
         counts: dict[str, int] = {}
         for table in export_tables():
             async for chunk in _table_lines(session, table, tenant_id, counts):
