@@ -14,11 +14,12 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
+from backend.core.database import utcnow
 from backend.core.errors import BadRequest, Conflict, Forbidden
 from backend.core.secrets import is_secret_name
 from backend.identity import service as identity_service
 from backend.identity.audit import record_platform_audit
-from backend.identity.models import AdminSession, PlatformAuditEvent, RefreshToken, User
+from backend.identity.models import AdminSession, ApiKey, PlatformAuditEvent, RefreshToken, User
 from backend.identity.passwords import Passwords
 from backend.projects.models import Project, ProjectMember
 from backend.projects.service import unassign_tasks_of_leaving_member
@@ -72,10 +73,13 @@ async def _project_memberships(
 
 async def export_account(session: AsyncSession, user: User) -> dict[str, Any]:
     """What the service holds about `user`: profile, memberships (tenants and projects), sign-in
-    sessions (never their secrets) and the audit events they acted in."""
+    sessions and API keys (never their secrets) and the audit events they acted in."""
     memberships = await tenancy.memberships_of_user(session, user.id)
     refresh = await session.scalars(
         select(RefreshToken).where(RefreshToken.user_id == user.id).order_by(RefreshToken.issued_at)
+    )
+    keys = await session.scalars(
+        select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.created_at, ApiKey.id)
     )
     panel = await session.scalars(
         select(AdminSession)
@@ -92,14 +96,20 @@ async def export_account(session: AsyncSession, user: User) -> dict[str, Any]:
         ),
         "sessions": [_public_columns(token) for token in refresh],
         "panel_sessions": [_public_columns(panel_session) for panel_session in panel],
+        "api_keys": [_public_columns(key) for key in keys],
         "audit_events": [dict(row._mapping) for row in events],
     }
 
 
 async def revoke_all_credentials(session: AsyncSession, user: User) -> None:
     """Every credential the account holds, in one place: sign-in sessions (refresh-token
-    families), access tokens issued until now and admin panel sessions."""
+    families), access tokens issued until now, admin panel sessions and personal API keys."""
     await identity_service.end_every_session(session, user)
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 async def _last_owned(session: AsyncSession, tenants: list[tuple[uuid.UUID, str]]) -> list[str]:

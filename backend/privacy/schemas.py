@@ -56,6 +56,20 @@ class PanelSessionRecord(BaseModel):
     expires_at: datetime
 
 
+class ApiKeyRecord(BaseModel):
+    """A personal API key, without the key: its prefix tells it apart."""
+
+    id: uuid.UUID
+    scope_tenant_id: uuid.UUID
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
 class ActedAuditEvent(BaseModel):
     tenant_id: uuid.UUID
     id: uuid.UUID
@@ -74,4 +88,5 @@ class AccountExport(BaseModel):
     project_memberships: list[ProjectMembershipRecord]
     sessions: list[SessionRecord]
     panel_sessions: list[PanelSessionRecord]
+    api_keys: list[ApiKeyRecord]
     audit_events: list[ActedAuditEvent]

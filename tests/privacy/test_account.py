@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.identity.models import AdminSession, PlatformAuditEvent, RefreshToken, User
+from backend.identity.models import AdminSession, ApiKey, PlatformAuditEvent, RefreshToken, User
 from backend.projects.models import ProjectMember, Task
 from tenants.models import AuditEvent, Membership
 from tenants.roles import ProjectRole, TenantRole
@@ -16,6 +16,7 @@ from tests.auth import bearer
 from tests.cross_tenant import cross_tenant
 from tests.factories import (
     AdminSessionFactory,
+    ApiKeyFactory,
     AuditEventFactory,
     PlatformAuditEventFactory,
     RefreshTokenFactory,
@@ -43,6 +44,8 @@ async def test_the_account_export_holds_what_the_service_knows_without_secrets(
     mia = acme.users["mia"]
     await persist(db, RefreshTokenFactory(user=mia, user_id=mia.id))
     await persist(db, AdminSessionFactory(user=mia, user_id=mia.id))
+    key = ApiKeyFactory(user=mia, user_id=mia.id, scope_tenant=acme.tenant)
+    await persist(db, key)
     await persist(
         db, AuditEventFactory(tenant_id=acme.id, actor_user_id=mia.id, action="task.created")
     )
@@ -63,12 +66,13 @@ async def test_the_account_export_holds_what_the_service_knows_without_secrets(
     assert [p["role"] for p in exported["project_memberships"]] == ["editor"]
     assert len(exported["sessions"]) == 1
     assert len(exported["panel_sessions"]) == 1
+    assert [k["prefix"] for k in exported["api_keys"]] == [key.prefix]
     assert sorted(e["action"] for e in exported["audit_events"]) == [
         "project.created",
         "task.created",
     ]
     text = answer.text
-    for secret in ("token_hash", "id_hash", "password_hash", "secret"):
+    for secret in ("token_hash", "id_hash", "password_hash", "key_hash", "secret", key.key):
         assert secret not in text
 
 
@@ -79,7 +83,8 @@ async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
     await globex.add_member(db, "gus2", TenantRole.OWNER)  # mia is not the last owner there
     mia = acme.users["mia"]
     token = RefreshTokenFactory(user=mia, user_id=mia.id)
-    await persist(db, token, AdminSessionFactory(user=mia, user_id=mia.id))
+    key = ApiKeyFactory(user=mia, user_id=mia.id, scope_tenant=acme.tenant)
+    await persist(db, token, AdminSessionFactory(user=mia, user_id=mia.id), key)
     await persist(
         db, AuditEventFactory(tenant_id=acme.id, actor_user_id=mia.id, action="task.created")
     )
@@ -93,6 +98,8 @@ async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
 
     assert answer.status_code == 204, answer.text
     assert (await client.get(ME, headers=headers)).status_code == 401
+    by_key = {"Authorization": f"Bearer {key.key}"}
+    assert (await client.get(f"{acme.url}/projects", headers=by_key)).status_code == 401
     db.expunge_all()
     async with cross_tenant(db, "the erased account leaves nothing behind, in any tenant"):
         assert await db.get(User, mia.id) is None
@@ -107,6 +114,7 @@ async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
         assert not (
             await db.scalars(select(AdminSession).where(AdminSession.user_id == mia.id))
         ).all()
+        assert not (await db.scalars(select(ApiKey).where(ApiKey.user_id == mia.id))).all()
         events = (await db.scalars(select(AuditEvent).where(AuditEvent.tenant_id == acme.id))).all()
         assert str(mia.id) not in {e.target_id for e in events}
         [acted] = [e for e in events if e.action == "task.created"]
