@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from backend.core.database import DbSession, get_database
+from backend.identity.api_keys import ApiKeyCredential
 from backend.identity.dependencies import TokenClaims
 from backend.identity.keys import AccessTokenClaims
 from tenants.idempotency import (
@@ -66,10 +67,14 @@ class Claim:
         self.pending = False
 
 
-def _principal(claims: AccessTokenClaims) -> str:
-    if claims.tenant_id is not None:
-        return f"client:{claims.client_id}"
-    return f"user:{claims.subject}"
+def _principal(credentials: AccessTokenClaims | ApiKeyCredential) -> str:
+    """Who sent the key: a user, a service client, or a personal API key (known by its hash,
+    which speaks for one user in one tenant)."""
+    if isinstance(credentials, ApiKeyCredential):
+        return f"api_key:{credentials.key_hash}"
+    if credentials.tenant_id is not None:
+        return f"client:{credentials.client_id}"
+    return f"user:{credentials.subject}"
 
 
 async def _in_own_transaction(

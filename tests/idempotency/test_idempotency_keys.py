@@ -237,3 +237,19 @@ async def test_without_the_header_every_post_creates(
         )
         assert answer.status_code == 201
     assert (await _row_counts(db))["Project"] == 3
+
+
+async def test_a_personal_api_key_retries_safely_too(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    acme = await _acme(db)
+    headers = {**await acme.add_api_key(db, "olive", TenantRole.OWNER), KEY: "by-key"}
+    url = f"{acme.url}/projects"
+
+    first = await client.post(url, json={"name": "Hermes"}, headers=headers)
+    again = await client.post(url, json={"name": "Hermes"}, headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()

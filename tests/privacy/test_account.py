@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.identity.api_keys import new_api_key
 from backend.identity.models import AdminSession, ApiKey, PlatformAuditEvent, RefreshToken, User
 from backend.projects.models import ProjectMember, Task
 from tenants.models import AuditEvent, Membership
@@ -44,7 +45,8 @@ async def test_the_account_export_holds_what_the_service_knows_without_secrets(
     mia = acme.users["mia"]
     await persist(db, RefreshTokenFactory(user=mia, user_id=mia.id))
     await persist(db, AdminSessionFactory(user=mia, user_id=mia.id))
-    key = ApiKeyFactory(user=mia, user_id=mia.id, scope_tenant=acme.tenant)
+    clear_key = new_api_key()
+    key = ApiKeyFactory(key=clear_key, user=mia, user_id=mia.id, scope_tenant=acme.tenant)
     await persist(db, key)
     await persist(
         db, AuditEventFactory(tenant_id=acme.id, actor_user_id=mia.id, action="task.created")
@@ -72,7 +74,7 @@ async def test_the_account_export_holds_what_the_service_knows_without_secrets(
         "task.created",
     ]
     text = answer.text
-    for secret in ("token_hash", "id_hash", "password_hash", "key_hash", "secret", key.key):
+    for secret in ("token_hash", "id_hash", "password_hash", "key_hash", "secret", clear_key):
         assert secret not in text
 
 
@@ -83,7 +85,8 @@ async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
     await globex.add_member(db, "gus2", TenantRole.OWNER)  # mia is not the last owner there
     mia = acme.users["mia"]
     token = RefreshTokenFactory(user=mia, user_id=mia.id)
-    key = ApiKeyFactory(user=mia, user_id=mia.id, scope_tenant=acme.tenant)
+    clear_key = new_api_key()
+    key = ApiKeyFactory(key=clear_key, user=mia, user_id=mia.id, scope_tenant=acme.tenant)
     await persist(db, token, AdminSessionFactory(user=mia, user_id=mia.id), key)
     await persist(
         db, AuditEventFactory(tenant_id=acme.id, actor_user_id=mia.id, action="task.created")
@@ -98,7 +101,7 @@ async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
 
     assert answer.status_code == 204, answer.text
     assert (await client.get(ME, headers=headers)).status_code == 401
-    by_key = {"Authorization": f"Bearer {key.key}"}
+    by_key = {"Authorization": f"Bearer {clear_key}"}
     assert (await client.get(f"{acme.url}/projects", headers=by_key)).status_code == 401
     db.expunge_all()
     async with cross_tenant(db, "the erased account leaves nothing behind, in any tenant"):
