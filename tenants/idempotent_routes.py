@@ -87,6 +87,17 @@ async def _in_own_transaction(
         return await work(session)
 
 
+def _claims_on_the_side(session: Any) -> bool:
+    """Whether a claim commits in a transaction of its own, seen by concurrent requests (409).
+
+    Not on SQLite, which has one writer at a time: a second connection would wait on the
+    request's own write lock (a personal API key's use is written before). There, the claim
+    rides in the request's transaction, and a concurrent request queues on the lock until the
+    first has committed, then replays its answer; a failure rolls the claim back with the rest.
+    """
+    return bool(session.get_bind().dialect.name != "sqlite")
+
+
 async def _idempotent_request(
     request: Request,
     claims: TokenClaims,
@@ -113,7 +124,11 @@ async def _idempotent_request(
         return
     scope = KeyScope(_principal(claims), tenant_id, key)
     digest = request_digest(request.method, request.url.path, await request.body())
-    stored = await _in_own_transaction(request, scope, lambda s: claim_key(s, scope, digest))
+    on_the_side = _claims_on_the_side(session)
+    if on_the_side:
+        stored = await _in_own_transaction(request, scope, lambda s: claim_key(s, scope, digest))
+    else:
+        stored = await claim_key(session, scope, digest)
     if stored is not None:
         raise Replay(stored)
     claim = Claim(scope, session)
@@ -121,10 +136,14 @@ async def _idempotent_request(
     try:
         yield claim
     except BaseException:
-        await _in_own_transaction(request, scope, lambda s: release_key(s, scope))
+        if on_the_side:  # otherwise the request's rollback takes the claim with it
+            await _in_own_transaction(request, scope, lambda s: release_key(s, scope))
         raise
     if claim.pending:  # answered without storing (not a success): nothing to replay
-        await _in_own_transaction(request, scope, lambda s: release_key(s, scope))
+        if on_the_side:
+            await _in_own_transaction(request, scope, lambda s: release_key(s, scope))
+        else:
+            await release_key(session, scope)
 
 
 Idempotency = Annotated[Claim | None, Depends(_idempotent_request, scope="function")]
