@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,7 +35,9 @@ from backend.invitations import router as invitations
 from backend.invitations.limits import InvitationLimits
 from backend.openapi import install_openapi, operation_id
 from backend.privacy.router import router as privacy_router
+from backend.projects.purge import purge_daily
 from backend.projects.router import router as projects_router
+from backend.projects.router import trash_router
 from tenants.router import account_router, tenants_router
 
 
@@ -51,10 +55,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # frozen out of the garbage collector's reach, it is not walked again by every full
         # collection, each of which would otherwise pause the event loop for its whole length.
         gc.freeze()
+        purging: asyncio.Task[None] | None = None
         try:
             await check_app_role(app.state.database.engine, settings)
+            if settings.purge_interval_seconds > 0:
+                purging = asyncio.create_task(purge_daily(app.state.database, settings))
             yield
         finally:
+            if purging is not None:
+                purging.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purging
             await finish_deliveries(settings.shutdown_grace_seconds)
             await app.state.database.dispose()
 
@@ -103,6 +114,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(tenants_router)
     app.include_router(projects_router)
     app.include_router(privacy_router)
+    app.include_router(trash_router)
     app.include_router(identity_router)
     app.include_router(invitations.tenant_router)
     app.include_router(invitations.public_router)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.database import Base
 from backend.core.secrets import is_secret_name
+from backend.core.soft_delete import INCLUDE_DELETED
 from backend.identity.models import User
 from tenants.audit import record_audit
 from tenants.caller import TenantCaller
@@ -55,7 +56,13 @@ async def record_tenant_export(session: AsyncSession, caller: TenantCaller) -> N
 
 def _batch(table: Table, tenant_id: uuid.UUID, after: tuple[Any, ...] | None) -> Select[Any]:
     key = list(table.primary_key.columns)
-    statement = select(*exported_columns(table)).order_by(*key).limit(BATCH_ROWS)
+    # The trash is the tenant's data too, until the purge: deleted rows are exported.
+    statement = (
+        select(*exported_columns(table))
+        .order_by(*key)
+        .limit(BATCH_ROWS)
+        .execution_options(**INCLUDE_DELETED)
+    )
     if table is TENANTS:
         statement = statement.where(TENANTS.c.id == tenant_id)
     if table is MEMBERSHIPS:
