@@ -157,19 +157,24 @@ async def test_keys_are_scoped_to_the_caller_and_the_tenant(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     acme = await _acme(db)
-    globex = await build_tenant(db, "globex", {"olive": TenantRole.OWNER})
-    globex.users["olive"] = acme.users["olive"]
-    body = {"name": "Hermes"}
+    globex = await build_tenant(db, "globex")
+    await globex.add_member(db, "olive", TenantRole.OWNER, user=acme.users["olive"])
+    tasks, body = f"{acme.project_url('Apollo')}/tasks", {"title": "Fuel"}
 
-    by_olive = await client.post(
-        f"{acme.url}/projects", json=body, headers=_headers(app, acme, "k")
+    by_olive = await client.post(tasks, json=body, headers=_headers(app, acme, "k"))
+    by_adam = await client.post(tasks, json=body, headers=_headers(app, acme, "k", who="adam"))
+    in_acme = await client.post(
+        f"{acme.url}/projects", json={"name": "Hermes"}, headers=_headers(app, acme, "p")
     )
-    by_adam = await client.post(
-        f"{acme.url}/projects", json=body, headers=_headers(app, acme, "k", who="adam")
+    in_globex = await client.post(
+        f"{globex.url}/projects", json={"name": "Hermes"}, headers=_headers(app, globex, "p")
     )
-    assert by_olive.status_code == by_adam.status_code == 201
-    assert "Idempotent-Replayed" not in by_adam.headers
+
+    for answer in (by_olive, by_adam, in_acme, in_globex):
+        assert answer.status_code == 201, answer.text
+        assert "Idempotent-Replayed" not in answer.headers
     assert by_adam.json()["id"] != by_olive.json()["id"]
+    assert in_globex.json()["id"] != in_acme.json()["id"]
 
 
 async def test_a_failed_create_releases_its_key(
@@ -204,10 +209,9 @@ async def test_keys_older_than_a_day_are_purged(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     acme = await _acme(db)
+    tasks = f"{acme.project_url('Apollo')}/tasks"
     for key in ("old", "new"):
-        answer = await client.post(
-            f"{acme.url}/projects", json={"name": key}, headers=_headers(app, acme, key)
-        )
+        answer = await client.post(tasks, json={"title": key}, headers=_headers(app, acme, key))
         assert answer.status_code == 201
     answer = await client.post(
         "/api/v1/tenants", json={"name": "N", "slug": "n-co"}, headers=_headers(app, acme, "t")
@@ -220,9 +224,7 @@ async def test_keys_older_than_a_day_are_purged(
     async with app.state.database.session_factory() as session, session.begin():
         await enter_tenant(session, acme.id)
         assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
-    again = await client.post(
-        f"{acme.url}/projects", json={"name": "old"}, headers=_headers(app, acme, "old")
-    )
+    again = await client.post(tasks, json={"title": "old"}, headers=_headers(app, acme, "old"))
     assert again.status_code == 201
     assert "Idempotent-Replayed" not in again.headers
 
@@ -231,12 +233,13 @@ async def test_without_the_header_every_post_creates(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     acme = await _acme(db)
+    tasks = f"{acme.project_url('Apollo')}/tasks"
     for _ in range(2):
         answer = await client.post(
-            f"{acme.url}/projects", json={"name": "Same"}, headers=bearer(app, acme.users["olive"])
+            tasks, json={"title": "Same"}, headers=bearer(app, acme.users["olive"])
         )
         assert answer.status_code == 201
-    assert (await _row_counts(db))["Project"] == 3
+    assert (await _row_counts(db))["Task"] == 2
 
 
 async def test_a_personal_api_key_retries_safely_too(
@@ -253,3 +256,22 @@ async def test_a_personal_api_key_retries_safely_too(
     assert again.status_code == 201, again.text
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
+
+
+async def test_the_purge_run_purges_old_keys(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.projects import purge
+    from tenants import idempotency
+
+    acme = await _acme(db)
+    answer = await client.post(
+        f"{acme.url}/projects", json={"name": "H"}, headers=_headers(app, acme, "old")
+    )
+    assert answer.status_code == 201
+    monkeypatch.setattr(idempotency, "RETENTION", timedelta(0))
+
+    report = await purge.run_purge(app.state.database, app.state.settings)
+
+    assert report is not None
+    assert report.idempotency_keys == 1

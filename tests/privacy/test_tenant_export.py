@@ -141,3 +141,24 @@ async def test_a_large_export_spans_many_batches(
     assert len(task_ids) == len(set(task_ids)) == 10
     assert task_ids == sorted(task_ids)
     assert lines[-1]["counts"]["tasks"] == 10
+
+
+async def test_the_export_holds_the_trash_and_stays_open_while_the_tenant_awaits_deletion(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    acme = await _acme(db)
+    headers = acme.headers(app, "olive")
+    task = acme.tasks[1]
+    deleted = await client.delete(f"{acme.project_url('Apollo')}/tasks/{task.id}", headers=headers)
+    assert deleted.status_code == 204, deleted.text
+    scheduled = await client.delete(acme.url, headers=headers)
+    assert scheduled.status_code == 202, scheduled.text
+
+    response = await client.get(f"{acme.url}/export", headers=headers)
+
+    assert response.status_code == 200, response.text
+    tasks = {
+        line["data"]["id"]: line["data"] for line in _lines(response) if line["type"] == "tasks"
+    }
+    assert tasks[str(task.id)]["deleted_at"] is not None
+    assert len(tasks) == 2
