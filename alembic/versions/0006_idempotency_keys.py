@@ -1,7 +1,7 @@
 """idempotency keys; account erasure (anonymous actors in the audit logs)
 
 Revision ID: 0006_idempotency_keys
-Revises: 0005_soft_delete
+Revises: 0009_admin_search
 
 - `idempotency_keys`: a global table (a key may precede any tenant: creating one) whose tenant
   is `scope_tenant_id`. Row-level security shows a session the keys of its tenant and the keys
@@ -23,7 +23,7 @@ from alembic import op
 from backend.core.config import get_settings
 
 revision: str = "0006_idempotency_keys"
-down_revision: str | None = "0005_soft_delete"
+down_revision: str | None = "0009_admin_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
