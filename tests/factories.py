@@ -51,6 +51,7 @@ from backend.identity.passwords import TEST_ARGON2ID
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import issue_token
 from backend.projects.models import Project, ProjectMember, Task, TaskStatus
+from tenants.idempotency import IdempotencyKey, KeyState
 from tenants.isolation import TenantScoped, current_tenant_id, enter_tenant, leave_tenant_sync
 from tenants.models import AuditEvent, Membership, Tenant, TenantStatus
 from tenants.roles import ProjectRole, TenantRole
@@ -401,6 +402,31 @@ class InvitationFactory(ModelFactory):
     inviter = factory.SubFactory(UserFactory)
     invited_by = factory.SelfAttribute("inviter.id")
     expires_at = _from_now(days=7)
+    created_at = factory.LazyFunction(utcnow)
+
+
+class IdempotencyKeyFactory(ModelFactory):
+    """A completed key of a user, outside any tenant (creating a tenant), as a replay finds it."""
+
+    class Meta:
+        model = IdempotencyKey
+
+    class Params:
+        running = factory.Trait(
+            state=KeyState.RUNNING,
+            locked_until=_from_now(minutes=1),
+            response_status=None,
+            response_body=None,
+        )
+
+    scope_key = factory.LazyFunction(lambda: uuid.uuid4().hex + uuid.uuid4().hex)
+    principal = factory.LazyFunction(lambda: f"user:{uuid.uuid4()}")
+    scope_tenant_id = None
+    request_digest = factory.LazyFunction(lambda: uuid.uuid4().hex + uuid.uuid4().hex)
+    state = KeyState.COMPLETED
+    locked_until = None
+    response_status = 201
+    response_body = '{"id": "x"}'
     created_at = factory.LazyFunction(utcnow)
 
 
