@@ -150,7 +150,13 @@ def enter_tenant_sync(session: Session, tenant_id: uuid.UUID) -> None:
 
 async def enter_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """Scope every following statement of this session to `tenant_id`."""
-    await session.run_sync(enter_tenant_sync, tenant_id)
+    if session.info.get(_PG_TRANSACTION_OPEN):
+        # An open PostgreSQL transaction needs its `SET LOCAL` now, through the connection.
+        await session.run_sync(enter_tenant_sync, tenant_id)
+    else:
+        # Nothing open yet (a request's first step): the context is all there is to set, and
+        # `after_begin` sends it with BEGIN. No greenlet hop for that.
+        session.info[TENANT_KEY] = uuid.UUID(str(tenant_id))
 
 
 def leave_tenant_sync(session: Session) -> None:

@@ -38,7 +38,11 @@ class PreconditionFailed(Problem):
 
 def entity_tag(version: int, representation: BaseModel) -> str:
     """The strong tag of `representation` of a row at `version`."""
-    body = representation.model_dump_json().encode()
+    return json_entity_tag(version, representation.model_dump_json().encode())
+
+
+def json_entity_tag(version: int, body: bytes) -> str:
+    """The strong tag of a representation already serialised to `body` (its model's JSON)."""
     digest = hashlib.sha256(b"%d:" % version + body).hexdigest()[:20]
     return f'"{version}.{digest}"'
 

@@ -287,15 +287,23 @@ def get_database(request: Request) -> Database:
     return database
 
 
+def _commit_and_close(session: Session) -> None:
+    session.commit()
+    session.close()
+
+
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_database(request).session_factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
+    session = get_database(request).session_factory()
+    try:
+        yield session
+        # One hop into SQLAlchemy's greenlet for both, COMMIT and the connection's return to the
+        # pool, rather than one each and a task to shield the close: this runs on every request.
+        await session.run_sync(_commit_and_close)
+    except BaseException:
+        # Closing rolls back what is open, and completes even if the request is cancelled.
+        async with session:
             raise
-        await run_after_commit(session)
+    await run_after_commit(session)
 
 
 # scope="function": commit (or roll back) before the response is sent, so that a client never

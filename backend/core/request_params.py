@@ -10,11 +10,9 @@ there and back on every request for work that never blocks.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Depends, Header, Query, Response
 
 from backend.core.conditional import Preconditions
@@ -26,6 +24,7 @@ from backend.core.pagination import (
     PageRequest,
     decode_cursor,
 )
+from backend.core.schemas import model_json
 
 
 async def _page_request(
@@ -45,31 +44,28 @@ async def _page_request(
 Pagination = Annotated[PageRequest, Depends(_page_request)]
 
 
+def json_response(body: bytes, status_code: int = 200, etag: str | None = None) -> Response:
+    headers = {"ETag": etag} if etag is not None else None
+    return Response(body, status_code, headers, media_type="application/json")
+
+
 def rows_page_response(rows: Sequence[Any], next_cursor: str | None) -> Response:
-    """A `Page` of rows as JSON, serialised straight from the rows by orjson.
-
-    For a route that declares the page's model as its `response_model` and selects exactly the
-    item model's fields as typed columns (UUIDs, text, enums, aware UTC datetimes): the JSON is
-    the one the model would give (`OPT_UTC_Z` writes UTC as pydantic does), without building
-    and validating a model per row first.
-    """
+    """A `Page` of rows as JSON, serialised straight from the rows (`model_json`): for a route
+    whose statement selects exactly the item model's fields as typed columns."""
     page = {"items": [row._asdict() for row in rows], "next_cursor": next_cursor}
-    body = orjson.dumps(page, default=_uuid_text, option=orjson.OPT_UTC_Z)
-    return Response(body, media_type="application/json")
-
-
-def _uuid_text(value: object) -> str:
-    # asyncpg hands back its own subclass of `uuid.UUID`, which orjson does not take as one.
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not serialisable here")
+    return json_response(model_json(page))
 
 
 def tagged(response: Response, preconditions: Preconditions, current_tag: str) -> None:
     """Answer a GET: 304 when `If-None-Match` names the current tag, else send the tag."""
+    require_modified(preconditions, current_tag)
+    response.headers["ETag"] = current_tag
+
+
+def require_modified(preconditions: Preconditions, current_tag: str) -> None:
+    """304 when `If-None-Match` names the current tag."""
     if not preconditions.matches_none(current_tag):
         raise NotModified(current_tag)
-    response.headers["ETag"] = current_tag
 
 
 async def _write_preconditions(

@@ -1,7 +1,11 @@
-"""The base of every JSON request body of the API."""
+"""The base of every JSON request body of the API, and responses' JSON without their model."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 
@@ -14,3 +18,18 @@ class RequestBody(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+
+
+def model_json(values: Any) -> bytes:
+    """Plain values (UUIDs, text, enums, aware UTC datetimes) as the JSON their pydantic model
+    would give, byte for byte (`OPT_UTC_Z` writes UTC as pydantic does), without building and
+    validating the model first. For the hot routes, which still declare the model as their
+    `response_model` (the OpenAPI), each with a test that compares the bytes."""
+    return orjson.dumps(values, default=_uuid_text, option=orjson.OPT_UTC_Z)
+
+
+def _uuid_text(value: object) -> str:
+    # asyncpg hands back its own subclass of `uuid.UUID`, which orjson does not take as one.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not serialisable here")

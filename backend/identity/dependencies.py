@@ -26,13 +26,9 @@ from backend.identity.principals import (
     principal_statement,
 )
 
-# Documents the password flow in OpenAPI, so /docs has a working Authorize button.
-bearer_scheme = OAuth2PasswordBearer(
-    tokenUrl="/oauth/token",
-    auto_error=False,
-    description="An access token from /oauth/token. On the routes of one tenant "
-    "(/api/v1/tenants/{tenant_id}/...), a personal API key of that tenant (`tdk_...`, made with "
-    "POST /api/v1/users/me/api-keys) is accepted too, as the same bearer token.",
+API_KEY_REFUSED = (
+    "An API key acts only in its tenant, on the routes under /api/v1/tenants/{tenant_id}/; "
+    "this endpoint needs a signed-in user's access token."
 )
 
 
@@ -44,28 +40,42 @@ async def get_key_ring(request: Request) -> KeyRing:
 AppKeyRing = Annotated[KeyRing, Depends(get_key_ring)]
 
 
-API_KEY_REFUSED = (
-    "An API key acts only in its tenant, on the routes under /api/v1/tenants/{tenant_id}/; "
-    "this endpoint needs a signed-in user's access token."
+class BearerCredentials(OAuth2PasswordBearer):
+    """The bearer token, checked: a verified access token or a well-formed API key, else 401.
+
+    A security scheme, so the OpenAPI documents the password flow and /docs has a working
+    Authorize button, that is also the check itself: every authenticated request spends one
+    dependency on its credentials, not three (the header, the key ring, the check).
+    """
+
+    # The scheme's own `__call__` gives the token's text; this one what the token proves.
+    async def __call__(self, request: Request) -> Credentials:  # type: ignore[override]
+        token = await super().__call__(request)
+        if not token:
+            raise Unauthorized(
+                "A bearer token is required.", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if looks_like_api_key(token):
+            if not is_well_formed(token):
+                raise Unauthorized("The API key is not valid.")
+            return ApiKeyCredential.of(token)
+        key_ring: KeyRing = request.app.state.key_ring
+        try:
+            return key_ring.verify_access_token(token)
+        except InvalidAccessToken as exc:
+            raise Unauthorized("The access token is not valid.") from exc
+
+
+bearer_credentials = BearerCredentials(
+    tokenUrl="/oauth/token",
+    scheme_name="OAuth2PasswordBearer",  # the OpenAPI's name for it, as published
+    auto_error=False,
+    description="An access token from /oauth/token. On the routes of one tenant "
+    "(/api/v1/tenants/{tenant_id}/...), a personal API key of that tenant (`tdk_...`, made with "
+    "POST /api/v1/users/me/api-keys) is accepted too, as the same bearer token.",
 )
 
-
-async def _verified_claims(
-    key_ring: AppKeyRing, token: Annotated[str | None, Depends(bearer_scheme)]
-) -> Credentials:
-    if not token:
-        raise Unauthorized("A bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
-    if looks_like_api_key(token):
-        if not is_well_formed(token):
-            raise Unauthorized("The API key is not valid.")
-        return ApiKeyCredential.of(token)
-    try:
-        return key_ring.verify_access_token(token)
-    except InvalidAccessToken as exc:
-        raise Unauthorized("The access token is not valid.") from exc
-
-
-TokenClaims = Annotated[Credentials, Depends(_verified_claims)]
+TokenClaims = Annotated[Credentials, Depends(bearer_credentials)]
 
 
 async def _current_principal(claims: TokenClaims, session: DbSession) -> Principal:

@@ -22,6 +22,8 @@ from backend.core.request_params import (
     IfMatch,
     IfNoneMatch,
     Pagination,
+    json_response,
+    require_modified,
     rows_page_response,
     tagged,
 )
@@ -172,12 +174,16 @@ async def remove_project_member(
     await service.remove_project_member(session, caller, user_id, precondition=condition)
 
 
-@router.post("/{project_id}/tasks", status_code=201)
+# The task routes answer `TaskOut`'s JSON serialised once, from the task (`tasks.task_json`),
+# which also gives the entity tag; `response_model` documents it.
+
+
+@router.post("/{project_id}/tasks", status_code=201, response_model=TaskOut)
 async def create_task(
     body: TaskCreate, caller: ProjectAccess, session: DbSession, idempotency: Idempotency
-) -> TaskOut:
+) -> Response:
     task = await tasks.create_task(session, caller, **body.model_dump())
-    return TaskOut.model_validate(task)
+    return json_response(tasks.task_json(task)[0], 201)
 
 
 @router.get("/{project_id}/tasks", response_model=TaskPage)
@@ -194,41 +200,37 @@ async def list_tasks(
     return rows_page_response(found, cursor)
 
 
-@router.get("/{project_id}/tasks/{task_id}", responses=READ_RESPONSES)
+@router.get("/{project_id}/tasks/{task_id}", response_model=TaskOut, responses=READ_RESPONSES)
 async def read_task(
-    task_id: uuid.UUID,
-    caller: ProjectAccess,
-    session: DbSession,
-    condition: IfNoneMatch,
-    response: Response,
-) -> TaskOut:
-    task = await tasks.get_task(session, caller, task_id)
-    tagged(response, condition, tasks.task_tag(task))
-    return tasks.task_out(task)
+    task_id: uuid.UUID, caller: ProjectAccess, session: DbSession, condition: IfNoneMatch
+) -> Response:
+    body, tag = tasks.task_json(await tasks.get_task(session, caller, task_id))
+    require_modified(condition, tag)
+    return json_response(body, etag=tag)
 
 
-@router.patch("/{project_id}/tasks/{task_id}", responses=UPDATE_RESPONSES)
+@router.patch("/{project_id}/tasks/{task_id}", response_model=TaskOut, responses=UPDATE_RESPONSES)
 async def update_task(
     task_id: uuid.UUID,
     body: TaskUpdate,
     caller: ProjectAccess,
     session: DbSession,
     condition: IfMatch,
-    response: Response,
-) -> TaskOut:
+) -> Response:
     task = await tasks.update_task(session, caller, task_id, body.changes(), precondition=condition)
-    response.headers["ETag"] = tasks.task_tag(task)
-    return tasks.task_out(task)
+    answer, tag = tasks.task_json(task)
+    return json_response(answer, etag=tag)
 
 
-@router.post("/{project_id}/tasks/{task_id}/restore", responses={200: {"headers": ETAG_HEADER}})
-async def restore_task(
-    task_id: uuid.UUID, caller: ProjectAccess, session: DbSession, response: Response
-) -> TaskOut:
+@router.post(
+    "/{project_id}/tasks/{task_id}/restore",
+    response_model=TaskOut,
+    responses={200: {"headers": ETAG_HEADER}},
+)
+async def restore_task(task_id: uuid.UUID, caller: ProjectAccess, session: DbSession) -> Response:
     """Bring the task back from the trash."""
-    task = await tasks.restore_task(session, caller, task_id)
-    response.headers["ETag"] = tasks.task_tag(task)
-    return tasks.task_out(task)
+    body, tag = tasks.task_json(await tasks.restore_task(session, caller, task_id))
+    return json_response(body, etag=tag)
 
 
 @router.delete("/{project_id}/tasks/{task_id}", status_code=204, responses=WRITE_RESPONSES)

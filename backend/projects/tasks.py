@@ -20,14 +20,15 @@ from backend.core.audit import apply_changes, audit_value
 from backend.core.conditional import (
     ANY_VERSION,
     Preconditions,
-    entity_tag,
     flush_at_version,
+    json_entity_tag,
 )
 from backend.core.database import utcnow
 from backend.core.errors import NotFound, Problem
 from backend.core.pagination import PageRequest, fetch_page
+from backend.core.schemas import model_json
 from backend.core.soft_delete import INCLUDE_DELETED
-from backend.core.statements import AnySelect
+from backend.core.statements import AnyRow, AnySelect
 from backend.projects.access import ProjectCaller
 from backend.projects.models import ProjectMember, Task, TaskStatus
 from backend.projects.schemas import TaskOut
@@ -58,12 +59,22 @@ async def _require_assignable(
         raise AssigneeNotInProject()
 
 
-def task_out(task: Task) -> TaskOut:
-    return TaskOut.model_validate(task)
+# What an answer shows of a task: `TaskOut`'s fields. Reads select just these columns (and the
+# version), as rows: no `Task` objects to build and track in the session. The ORM filter scopes
+# column selects to the tenant like entity selects.
+_SHOWN = tuple(TaskOut.model_fields)
+_SHOWN_COLUMNS = tuple(getattr(Task, name) for name in _SHOWN)
 
 
-def task_tag(task: Task) -> str:
-    return entity_tag(task.version, task_out(task))
+def task_json(task: Task | AnyRow) -> tuple[bytes, str]:
+    """A `Task`, or a row of its shown columns and version, as `TaskOut`'s JSON, with the
+    entity tag of that JSON: serialised once, for the body and the tag."""
+    body = model_json({name: getattr(task, name) for name in _SHOWN})
+    return body, json_entity_tag(task.version, body)
+
+
+def task_tag(task: Task | AnyRow) -> str:
+    return task_json(task)[1]
 
 
 def _described(task: Task) -> dict[str, Any]:
@@ -99,15 +110,10 @@ async def create_task(
     return task
 
 
-# A read-only list selects the columns the API shows, as rows: no `Task` objects to build and
-# track in the session. The ORM filter scopes column selects to the tenant like entity selects.
-_LISTED_COLUMNS = tuple(getattr(Task, name) for name in TaskOut.model_fields)
-
-
 @functools.cache
 def _task_list(by_status: bool, by_assignee: bool) -> AnySelect:
     """The list's statement for each combination of filters, built once (values are bound)."""
-    statement = select(*_LISTED_COLUMNS).where(Task.project_id == bindparam("project_id"))
+    statement = select(*_SHOWN_COLUMNS).where(Task.project_id == bindparam("project_id"))
     if by_status:
         statement = statement.where(Task.status == bindparam("status"))
     if by_assignee:
@@ -144,9 +150,19 @@ async def _task(session: AsyncSession, project_id: uuid.UUID, task_id: uuid.UUID
     return task
 
 
-async def get_task(session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID) -> Task:
+_SHOWN_TASK_BY_ID = select(*_SHOWN_COLUMNS, Task.version).where(
+    Task.project_id == bindparam("project_id"), Task.id == bindparam("task_id")
+)
+
+
+async def get_task(session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID) -> AnyRow:
+    """The task's shown columns and version (`task_json`), read-only."""
     caller.require(ProjectAction.READ)
-    return await _task(session, caller.project.id, task_id)
+    values = {"project_id": caller.project.id, "task_id": task_id}
+    task = (await session.execute(_SHOWN_TASK_BY_ID, values)).one_or_none()
+    if task is None:
+        raise NotFound(TASK_NOT_FOUND)
+    return task
 
 
 async def update_task(

@@ -164,11 +164,17 @@ async def test_a_title_is_required_and_never_null(
 async def test_a_page_of_tasks_is_the_json_its_model_gives(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, acme: TenantWorld
 ) -> None:
-    """The list is serialised from its rows without the model (`rows_page_response`): byte for
-    byte what `Page[TaskOut]` would send, and what a read of each task sends."""
+    """The task routes serialise without the model (`rows_page_response`, `task_json`): byte
+    for byte what `Page[TaskOut]` and `TaskOut` would send, for a list, a read, a creation."""
     await acme.add_task(db, "Launch", assignee="eddie", status=TaskStatus.DOING)
     await acme.add_task(db, "Launch")
     headers = acme.headers(app, "vera")
+    editor = acme.headers(app, "eddie")
+    created = await client.post(tasks_url(acme), json={"title": "Ship"}, headers=editor)
+    assert created.status_code == 201
+    assert (
+        created.content == TaskOut.model_validate_json(created.content).model_dump_json().encode()
+    )
 
     listed = await client.get(tasks_url(acme), params={"limit": 1}, headers=headers)
 
@@ -178,4 +184,5 @@ async def test_a_page_of_tasks_is_the_json_its_model_gives(
     assert page.next_cursor is not None
     for item in page.items:
         read = await client.get(f"{tasks_url(acme)}/{item.id}", headers=headers)
-        assert read.json() == item.model_dump(mode="json")
+        assert read.headers["content-type"] == "application/json"
+        assert read.content == item.model_dump_json().encode()
