@@ -7,6 +7,7 @@ import getpass
 import json
 import secrets
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -23,8 +24,10 @@ from backend.core.app_role import AppRoleUnfit, check_app_role
 from backend.core.config import VAR_DIR, ConfigurationError, Settings, get_settings
 from backend.core.database import Database
 from backend.core.logging import configure_logging
+from backend.core.mail import Mailer, finish_deliveries
 from backend.identity.bootstrap import bootstrap, ensure_superuser, set_superuser
 from backend.identity.passwords import Passwords
+from backend.webhooks.dispatcher import Dispatcher
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKER_HEALTHCHECK_SECONDS = 30
@@ -204,6 +207,37 @@ def serve(
         # also catches a worker still starting on a busy machine, and restarts it forever.
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run the webhook dispatcher alone (set WEBHOOK_DISPATCHER_IN_PROCESS=false for `serve`).
+
+    SIGTERM or SIGINT stops it: sends under way finish within SHUTDOWN_GRACE_SECONDS, and what
+    is left is sent after the lease, by this or another worker.
+    """
+    settings = _settings()
+    _refuse_an_unfit_app_role(settings)
+    asyncio.run(_run_worker(settings))
+
+
+async def _run_worker(settings: Settings) -> None:
+    database = Database.from_settings(settings)
+    dispatcher = Dispatcher(database, settings, Mailer(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    dispatcher.start()
+    typer.echo("webhook dispatcher running; SIGTERM stops it")
+    try:
+        await stop.wait()
+    finally:
+        grace = settings.shutdown_grace_seconds
+        deadline = time.monotonic() + grace
+        await dispatcher.stop(grace)
+        await finish_deliveries(max(0.0, deadline - time.monotonic()))
+        await database.dispose()
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from backend.core.statements import AnySelect
 from backend.identity.models import User
 from backend.projects.access import ProjectCaller, membership_of
 from backend.projects.models import Project, ProjectMember, Task
-from backend.projects.schemas import ProjectMemberOut, ProjectOut
+from backend.projects.schemas import ProjectData, ProjectMemberOut, ProjectOut
 from tenants.audit import record_audit
 from tenants.caller import TenantCaller
 from tenants.models import Membership
@@ -49,6 +49,11 @@ def project_out(project: Project, role: ProjectRole) -> ProjectOut:
         updated_at=project.updated_at,
         role=role,
     )
+
+
+def project_data(project: Project) -> ProjectData:
+    """The project as its webhook events show it."""
+    return ProjectData.model_validate(project)
 
 
 def project_tag(project: Project, role: ProjectRole) -> str:
@@ -79,8 +84,10 @@ async def create_project(
     if creator is not None and not caller.platform:
         membership_role = ProjectRole.OWNER
         session.add(ProjectMember(project_id=project.id, user_id=creator, role=membership_role))
-    record_audit(session, caller.actor, "project.created", "project", project.id, {"name": name})
     await session.flush()
+    data = {"name": name}
+    event = project_data(project)
+    record_audit(session, caller.actor, "project.created", "project", project.id, data, event=event)
     return ProjectCaller(caller, project, _role_on_visible_project(caller, membership_role))
 
 
@@ -129,8 +136,11 @@ async def update_project(
     sent = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
     changes = apply_changes(project, sent)
     if changes:
-        record_audit(session, caller.actor, "project.updated", "project", project.id, changes)
-        await flush_at_version(session, precondition)
+        await flush_at_version(session, precondition)  # sets updated_at, which the event shows
+        event = project_data(project)
+        record_audit(
+            session, caller.actor, "project.updated", "project", project.id, changes, event=event
+        )
     return project_out(project, caller.role)
 
 
@@ -142,7 +152,8 @@ async def delete_project(
     project = caller.project
     precondition.require_match(project_tag(project, caller.role))
     data = {"name": project.name}
-    record_audit(session, caller.actor, "project.deleted", "project", project.id, data)
+    event = project_data(project)
+    record_audit(session, caller.actor, "project.deleted", "project", project.id, data, event=event)
     where = Project.id == project.id
     await delete_at_version(session, Project, where, project.version, precondition)
 

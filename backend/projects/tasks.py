@@ -63,10 +63,12 @@ def task_tag(task: Task) -> str:
     return entity_tag(task.version, task_out(task))
 
 
+_DESCRIBED = ("title", "status", "assignee_id")
+
+
 def _described(task: Task) -> dict[str, Any]:
-    """What a task's creation and deletion record."""
-    fields = ("title", "status", "assignee_id")
-    return {field: audit_value(getattr(task, field)) for field in fields}
+    """What a task's creation and deletion record in the audit log."""
+    return {field: audit_value(getattr(task, field)) for field in _DESCRIBED}
 
 
 async def create_task(
@@ -91,8 +93,9 @@ async def create_task(
         created_by=caller.tenant.user_id,
     )
     session.add(task)
-    record_audit(session, caller.actor, "task.created", "task", task.id, _described(task))
-    await session.flush()
+    await session.flush()  # sets created_at and updated_at, which the event shows
+    data = _described(task)
+    record_audit(session, caller.actor, "task.created", "task", task.id, data, event=task_out(task))
     return task
 
 
@@ -150,8 +153,9 @@ async def update_task(
         await _require_assignable(session, caller.project.id, changes["assignee_id"])
     changed = apply_changes(task, changes)
     if changed:
-        record_audit(session, caller.actor, "task.updated", "task", task.id, changed)
-        await flush_at_version(session, precondition)
+        await flush_at_version(session, precondition)  # sets updated_at, which the event shows
+        event = task_out(task)
+        record_audit(session, caller.actor, "task.updated", "task", task.id, changed, event=event)
     return task
 
 
@@ -170,13 +174,14 @@ async def delete_task(
         await session.execute(
             delete(Task)
             .where(Task.project_id == caller.project.id, Task.id == task_id)
-            .returning(Task.title, Task.status, Task.assignee_id)
+            .returning(*_LISTED_COLUMNS)
         )
     ).one_or_none()
     if deleted is None:
         raise NotFound(TASK_NOT_FOUND)
-    data = {field: audit_value(value) for field, value in deleted._mapping.items()}
-    record_audit(session, caller.actor, "task.deleted", "task", task_id, data)
+    event = TaskOut.model_validate(deleted, from_attributes=True)
+    data = {field: audit_value(getattr(event, field)) for field in _DESCRIBED}
+    record_audit(session, caller.actor, "task.deleted", "task", task_id, data, event=event)
 
 
 async def _delete_task_at_version(
@@ -185,7 +190,7 @@ async def _delete_task_at_version(
     """`delete_task` under `If-Match`: read the task, compare, delete at the version read."""
     task = await _task(session, caller.project.id, task_id)
     precondition.require_match(task_tag(task))
-    data = _described(task)
+    data, event = _described(task), task_out(task)
     where = Task.id == task_id
     await delete_at_version(session, Task, where, task.version, precondition)
-    record_audit(session, caller.actor, "task.deleted", "task", task_id, data)
+    record_audit(session, caller.actor, "task.deleted", "task", task_id, data, event=event)
