@@ -40,6 +40,7 @@ from tests.factories import (
     TaskFactory,
     TenantFactory,
     UserFactory,
+    WebhookDeliveryFactory,
     persist,
 )
 
@@ -92,6 +93,7 @@ class Endpoint:
 
 T = "/api/v1/tenants/{tenant}"
 P = T + "/projects/{project}"
+W = T + "/webhooks/{webhook}"
 ENDPOINTS = [
     Endpoint("POST", "/api/v1/tenants", None, 201, {"name": "New", "slug": "new-tenant"}),
     Endpoint("GET", "/api/v1/tenants", None, 200),
@@ -124,6 +126,21 @@ ENDPOINTS = [
     Endpoint("GET", P + "/tasks/{task}", ProjectAction.READ, 200),
     Endpoint("PATCH", P + "/tasks/{task}", ProjectAction.EDIT, 200, {"status": "done"}),
     Endpoint("DELETE", P + "/tasks/{task}", ProjectAction.EDIT, 204),
+    Endpoint(
+        "POST",
+        T + "/webhooks",
+        TenantAction.MANAGE,
+        201,
+        {"url": "http://127.0.0.1:9/hook", "events": ["*"]},
+    ),
+    Endpoint("GET", T + "/webhooks", TenantAction.MANAGE, 200),
+    Endpoint("GET", W, TenantAction.MANAGE, 200),
+    Endpoint("PATCH", W, TenantAction.MANAGE, 200, {"description": "Renamed"}),
+    Endpoint("DELETE", W, TenantAction.MANAGE, 204),
+    Endpoint("POST", W + "/ping", TenantAction.MANAGE, 202),
+    Endpoint("POST", W + "/rotate-secret", TenantAction.MANAGE, 200),
+    Endpoint("GET", W + "/deliveries", TenantAction.MANAGE, 200),
+    Endpoint("POST", W + "/deliveries/{delivery}/retry", TenantAction.MANAGE, 202),
 ]
 
 
@@ -196,6 +213,7 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
     # Parents first: rows of unrelated mappers are not ordered by their foreign keys.
     await persist(db, *memberships, project)
     await persist(db, *project_members, task)
+    delivery = await persist(db, WebhookDeliveryFactory(tenant_id=tenant.id, failed=True))
 
     headers = {name: bearer(app, user) for name, user in people.items()}
     headers |= {name: client_bearer(app, client) for name, client in clients.items()}
@@ -206,6 +224,8 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
         "target": target.id,
         "newcomer": newcomer.id,
         "client": doomed.client_id,
+        "webhook": delivery.endpoint_id,
+        "delivery": delivery.id,
     }
     return Arranged(ids, headers)
 
@@ -241,6 +261,8 @@ def test_every_route_of_the_api_is_walked(app: FastAPI) -> None:
         "{target}": "{user_id}",
         "{newcomer}": "{user_id}",
         "{client}": "{client_id}",
+        "{webhook}": "{webhook_id}",
+        "{delivery}": "{delivery_id}",
     }
     for short, full in placeholders.items():
         walked = {(method, path.replace(short, full)) for method, path in walked}
