@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.core.schemas import RequestBody
 from backend.webhooks.models import DeliveryStatus
-from tenants import outbox
 from tenants.outbox import EVENT_TYPES
 
 EventType = Literal[
@@ -27,14 +26,16 @@ EventType = Literal[
     "invitation.accepted",
 ]
 assert set(get_args(EventType)) == set(EVENT_TYPES)  # noqa: S101 (one list, checked at import)
-ALL_EVENTS = outbox.ALL_EVENTS
+EveryEvent = Annotated[
+    list[Literal["*"]], Field(min_length=1, max_length=1, description="Every event type.")
+]
+SomeEvents = Annotated[
+    list[EventType],
+    Field(min_length=1, max_length=len(EVENT_TYPES), json_schema_extra={"uniqueItems": True}),
+]
 Subscription = Annotated[
-    list[EventType | Literal["*"]],
-    Field(
-        min_length=1,
-        max_length=len(EVENT_TYPES),
-        description='Event types to receive, or `["*"]` for all of them.',
-    ),
+    EveryEvent | SomeEvents,
+    Field(description='Event types to receive, each once, or `["*"]` for all of them.'),
 ]
 WebhookUrl = Annotated[
     str,
@@ -48,11 +49,9 @@ WebhookUrl = Annotated[
 Description = Annotated[str, Field(max_length=500)]
 
 
-def _one_form(events: list[str]) -> list[str]:
-    if ALL_EVENTS in events and len(events) > 1:
-        raise ValueError('"*" stands alone: it means every event type')
+def _each_once(events: list[str]) -> list[str]:
     if len(set(events)) != len(events):
-        raise ValueError("each event type once")
+        raise ValueError("name each event type once")
     return events
 
 
@@ -61,7 +60,7 @@ class WebhookCreate(RequestBody):
     events: Subscription
     description: Description = ""
 
-    _events = field_validator("events")(_one_form)
+    _events = field_validator("events")(_each_once)
 
 
 class WebhookUpdate(RequestBody):
@@ -75,7 +74,7 @@ class WebhookUpdate(RequestBody):
     @field_validator("events")
     @classmethod
     def _events(cls, events: list[str] | None) -> list[str] | None:
-        return None if events is None else _one_form(events)
+        return None if events is None else _each_once(events)
 
 
 class WebhookOut(BaseModel):
