@@ -288,4 +288,5 @@ def install_openapi(app: FastAPI) -> None:
             document_webhooks(app.openapi_schema or {})
         return app.openapi_schema or generate()
 
+    # FastAPI documents replacing `app.openapi` as the way to extend the document.
     app.openapi = openapi  # type: ignore[method-assign]

@@ -14,16 +14,17 @@ from fastapi import APIRouter, Path, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
-from backend.core.conditional import (
+from backend.core.database import DbSession
+from backend.core.pagination import Page
+from backend.core.request_params import (
     READ_RESPONSES,
     UPDATE_RESPONSES,
     WRITE_RESPONSES,
     IfMatch,
     IfNoneMatch,
+    Pagination,
     tagged,
 )
-from backend.core.database import DbSession
-from backend.core.pagination import Page, Pagination
 from backend.identity import service as identity_service
 from backend.identity.dependencies import CurrentUser
 from backend.identity.models import User

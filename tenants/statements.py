@@ -17,10 +17,12 @@ inserts, or SQL text. For those:
   objects that name a tenant table are refused, with or without a context. The cross-tenant
   reads live in SECURITY DEFINER functions instead (`tenants.isolation.CrossTenantRead`).
 
-Every statement is walked once; one without any tenant table costs only that walk. A plain
-table whose mapped class is an entity of the same statement counts as the ORM's (the ORM itself
-names plain primary-key columns in its relationship loads): mixing the two spellings of one
-table in one statement is the gap left.
+Every statement is walked once; one without any tenant table costs only that walk. In the
+statement's own SELECT, UPDATE or DELETE, a plain table whose mapped class is one of its
+entities counts as the ORM's: the ORM itself names plain primary-key columns there
+(`Session.get`, refreshes), and they refer to the FROM that the ORM criteria scope. Inside a
+nested SELECT (a subquery, a CTE, EXISTS) a plain tenant table is always Core, whatever the
+outer statement names, so it is refused there.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class TenantReferences:
 
     any: bool = False
     core: list[FromClause] = field(default_factory=list)
+    nested: list[str] = field(default_factory=list)  # Core tenant tables inside a nested SELECT
 
     def __bool__(self) -> bool:
         return self.any
@@ -115,19 +118,22 @@ def tenant_references(statement: Any, mapped: frozenset[Any] = frozenset()) -> T
     """Walk `statement` once; refuse SQL text, lightweight tables or foreign tables naming a
     tenant table (`UnscopableStatement`).
 
-    A plain tenant table counts as Core unless the statement also names it as an ORM entity
-    (anywhere in it) or `mapped` (the tables of its top-level entities) has it: the ORM criteria
-    scope those, and the ORM itself writes plain columns (relationship joins and loads)."""
+    A plain tenant table counts as Core unless the SELECT it sits in (the statement itself, or
+    a nested one) also names it as an ORM entity, or, in the statement itself, `mapped` (the
+    tables of its entities) has it: the ORM criteria scope those, and the ORM itself writes
+    plain columns there (relationship joins, primary-key loads)."""
     names, pattern = _tenant_table_names()
     found = TenantReferences()
-    plain: list[Table] = []
-    orm_tables: set[int] = {id(table) for table in mapped}
-    stack, seen = [statement], set()
+    root = id(statement)
+    plain: list[tuple[Table, int]] = []  # each with the SELECT it sits in
+    orm_tables: set[tuple[int, int]] = {(id(table), root) for table in mapped}
+    stack: list[tuple[Any, int]] = [(statement, root)]
+    seen: set[tuple[int, int]] = set()
     while stack:
-        element = stack.pop()
-        if id(element) in seen:
+        element, scope = stack.pop()
+        if (id(element), scope) in seen:  # one table object may sit in several SELECTs
             continue
-        seen.add(id(element))
+        seen.add((id(element), scope))
         if isinstance(element, Alias) and id(element) not in _trusted_aliases:
             base = element.element
             if isinstance(base, Table) and base.name in names:
@@ -140,22 +146,33 @@ def tenant_references(statement: Any, mapped: frozenset[Any] = frozenset()) -> T
             if not isinstance(element, Table) or element.metadata is not Base.metadata:
                 raise UnscopableStatement(f"{element.name} named outside the mapped tables")
             if _is_orm(element):
-                orm_tables.add(id(element._deannotate()))
+                orm_tables.add((id(element._deannotate()), scope))
             else:
-                plain.append(element)
+                plain.append((element, scope))
         elif isinstance(element, ColumnClause) and _is_orm(element):
             if element.table is not None and getattr(element.table, "name", None) in names:
                 found.any = True  # an ORM column of a tenant table, in a subquery say
-                orm_tables.add(id(element.table._deannotate()))
+                orm_tables.add((id(element.table._deannotate()), scope))
         elif isinstance(element, TextClause | ColumnClause) and pattern is not None:
-            text = element.text if isinstance(element, TextClause) else element.name
-            if (isinstance(element, TextClause) or element.is_literal) and pattern.search(text):
-                raise UnscopableStatement(
-                    "SQL text names a tenant table; use the ORM, or a cross-tenant read"
-                )
-        stack.extend(_children(element))
-    found.core += [table for table in plain if id(table) not in orm_tables]
+            _refuse_text_naming_tenant_tables(element, pattern)
+        inner = id(element) if isinstance(element, Select) else scope
+        stack.extend((child, inner) for child in _children(element))
+    for table, scope in plain:
+        if (id(table), scope) in orm_tables:
+            continue
+        if scope == root:
+            found.core.append(table)
+        else:
+            found.nested.append(table.name)  # no filter is added inside a nested SELECT
     return found
+
+
+def _refuse_text_naming_tenant_tables(element: Any, pattern: re.Pattern[str]) -> None:
+    text = element.text if isinstance(element, TextClause) else element.name
+    if (isinstance(element, TextClause) or element.is_literal) and pattern.search(text):
+        raise UnscopableStatement(
+            "SQL text names a tenant table; use the ORM, or a cross-tenant read"
+        )
 
 
 def _members(from_: Any, nullable: bool = False) -> Iterator[tuple[Any, bool]]:
@@ -172,13 +189,17 @@ def _matches(table: Any, tenant_id: uuid.UUID, nullable: bool = False) -> Any:
     return or_(criterion, table.c[TENANT_COLUMN].is_(None)) if nullable else criterion
 
 
+def _refuse_nested(names: Sequence[str]) -> None:
+    raise UnscopableStatement(
+        f"a Core statement names {', '.join(sorted(set(names)))} where no tenant filter can be "
+        "added (a subquery, a CTE, EXISTS): write it with ORM entities"
+    )
+
+
 def _refuse_leftovers(core: Sequence[FromClause], handled: set[int]) -> None:
     leftover = [getattr(t, "name", "?") for t in core if id(t) not in handled]
     if leftover:
-        raise UnscopableStatement(
-            f"a Core statement names {', '.join(leftover)} where no tenant filter can be added "
-            "(a subquery, a CTE, EXISTS): write it with ORM entities"
-        )
+        _refuse_nested(leftover)
 
 
 def _refuse_tenant_change(statement: Update) -> None:
@@ -190,6 +211,8 @@ def scope_core_statement(statement: Any, found: TenantReferences, tenant_id: uui
     """`statement` with the tenant filter on each of its Core tenant tables."""
     if isinstance(statement, Update):
         _refuse_tenant_change(statement)
+    if found.nested:
+        _refuse_nested(found.nested)
     if not found.core:
         return statement
     core_ids = {id(table) for table in found.core}

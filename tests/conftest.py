@@ -43,7 +43,7 @@ from tests.factories import TEST_SECRET_KEY
 from tests.harness.live import LiveServer, start_live_server
 from tests.harness.pgbouncer import PgBouncer
 from tests.harness.postgres import APP_ROLE, DATABASE, PostgresServer
-from tests.harness.served import ServedProcess
+from tests.harness.service import ServiceProcess, service_environment
 from tests.harness.smtp import Mailbox, SmtpServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -276,14 +276,20 @@ PEER, TRUSTED_PROXY = "127.0.0.1", "127.0.0.2"
 
 
 @pytest.fixture(scope="session")
-async def served(settings: Settings, migrated: DatabaseUrls) -> AsyncIterator[ServedProcess]:
+async def served(
+    settings: Settings, migrated: DatabaseUrls, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServiceProcess]:
     """`tenantdesk serve` in a child process on the test database, with the default limits.
     Request `app` too, for a clean database."""
+    environment = service_environment(
+        settings.database_url,
+        settings.migrations_database_url or settings.database_url,
+        settings.secret_key_value(),
+        settings.jwt_private_keys_value(),
+    )
+    environment |= {"FORWARDED_ALLOW_IPS": TRUSTED_PROXY, "LOGIN_RATE_LIMIT": "10/minute"}
     process = await asyncio.to_thread(
-        ServedProcess.start,
-        settings,
-        FORWARDED_ALLOW_IPS=TRUSTED_PROXY,
-        LOGIN_RATE_LIMIT="10/minute",
+        ServiceProcess.start, tmp_path_factory.mktemp("served"), environment, migrate=False
     )
     yield process
     await asyncio.to_thread(process.stop)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.mail import finish_deliveries
 from tenants.models import Tenant
 from tenants.roles import TenantRole
-from tests.harness.served import ServedProcess
+from tests.harness.service import ServiceProcess
 from tests.harness.smtp import Mailbox
 from tests.world import TenantWorld, build_tenant
 
@@ -100,7 +100,7 @@ def _upload(url: str, *, chunked: bool, total: int = 100 * MIB) -> bytes:
     return bytes(answer)
 
 
-def _peak_rss_during(served: ServedProcess, upload: threading.Thread) -> int:
+def _peak_rss_during(served: ServiceProcess, upload: threading.Thread) -> int:
     peak = served.rss_bytes()
     while upload.is_alive():
         peak = max(peak, served.rss_bytes())
@@ -110,7 +110,7 @@ def _peak_rss_during(served: ServedProcess, upload: threading.Thread) -> int:
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_a_100_mb_upload_leaves_the_workers_memory_flat(
-    app: FastAPI, served: ServedProcess, chunked: bool
+    app: FastAPI, served: ServiceProcess, chunked: bool
 ) -> None:
     async with httpx.AsyncClient(base_url=served.url) as http:  # warm the sign-up path up
         await http.post(SIGN_UP, json={"email": "not an email"})

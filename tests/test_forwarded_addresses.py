@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from backend.core.config import Settings
 from tests.conftest import PEER, TRUSTED_PROXY
-from tests.harness.served import ServedProcess
+from tests.harness.service import ServiceProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FORM = {"grant_type": "password", "client_id": "web", "password": "a wrong guess at it"}
@@ -33,7 +33,7 @@ async def _guesses_with_forged_addresses(url: str, peer: str, network: str) -> l
 
 
 async def test_a_forged_header_from_an_untrusted_peer_changes_nothing(
-    app: FastAPI, served: ServedProcess
+    app: FastAPI, served: ServiceProcess
 ) -> None:
     """Every guess counts against the peer, whatever address it claims: the 11th waits."""
     codes = await _guesses_with_forged_addresses(served.url, PEER, "203.0.113")
@@ -41,7 +41,7 @@ async def test_a_forged_header_from_an_untrusted_peer_changes_nothing(
 
 
 async def test_a_trusted_proxy_reports_the_client_address(
-    app: FastAPI, served: ServedProcess
+    app: FastAPI, served: ServiceProcess
 ) -> None:
     codes = await _guesses_with_forged_addresses(served.url, TRUSTED_PROXY, "198.51.100")
     assert codes == [400] * 11  # eleven clients, one guess each

@@ -20,9 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
 from backend.core.pagination import PageRequest
-from backend.identity import administration
-from backend.identity.models import ClientRole, PlatformAuditEvent, User
+from backend.identity import administration, one_time_tokens
+from backend.identity import service as accounts
+from backend.identity.models import ClientRole, OneTimePurpose, PlatformAuditEvent, User
+from backend.identity.schemas import SignUp, UserUpdate
+from backend.invitations import acceptance
 from backend.invitations import service as invitations
+from backend.invitations.tokens import issue_token
 from backend.projects import service as projects
 from backend.projects import tasks
 from backend.projects.access import ProjectCaller, project_caller
@@ -35,7 +39,13 @@ from tenants.caller import TenantCaller
 from tenants.isolation import enter_tenant
 from tenants.models import AuditEvent, Tenant, TenantStatus
 from tenants.roles import ProjectRole, TenantRole
-from tests.factories import UserFactory, WebhookDeliveryFactory, persist
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    InvitationFactory,
+    UserFactory,
+    WebhookDeliveryFactory,
+    persist,
+)
 from tests.world import TenantWorld, build_tenant
 
 SERVICE_MODULES = (
@@ -47,6 +57,8 @@ SERVICE_MODULES = (
     "backend.invitations.service",
     "backend.identity.administration",
     "backend.webhooks.service",
+    "backend.identity.service",
+    "backend.invitations.acceptance",
 )
 
 
@@ -77,6 +89,15 @@ Write = Callable[[Acting], Awaitable[Any]]
 
 
 _PAGE = PageRequest(limit=10, after=None)
+
+
+def _with_token(acting: Acting, purpose: OneTimePurpose) -> str:
+    return one_time_tokens.issue(acting.session, acting.user("tom").id, purpose, 3600)
+
+
+def _account(acting: Acting) -> dict[str, Any]:
+    state = acting.app.state
+    return {"settings": state.settings, "mailer": state.mailer}
 
 
 def _mail(acting: Acting) -> dict[str, Any]:
@@ -204,6 +225,60 @@ WRITES: dict[str, Write] = {
     "backend.webhooks.service.retry_delivery": lambda a: _on_delivery(
         a, lambda d: webhooks.retry_delivery(a.session, a.caller, d.endpoint_id, d.id)
     ),
+    "backend.identity.service.sign_up": lambda a: accounts.sign_up(
+        a.session,
+        a.app.state.passwords,
+        data=SignUp(email="zoe@example.com", password=DEFAULT_PASSWORD, full_name="Zoe"),
+        **_account(a),
+    ),
+    "backend.identity.service.verify_email": lambda a: accounts.verify_email(
+        a.session, _with_token(a, OneTimePurpose.EMAIL_VERIFICATION)
+    ),
+    "backend.identity.service.request_password_reset": lambda a: accounts.request_password_reset(
+        a.session, email=a.user("tom").email, **_account(a)
+    ),
+    "backend.identity.service.confirm_password_reset": lambda a: accounts.confirm_password_reset(
+        a.session,
+        a.app.state.passwords,
+        _with_token(a, OneTimePurpose.PASSWORD_RESET),
+        "a brand new passphrase",
+    ),
+    "backend.identity.service.update_profile": lambda a: accounts.update_profile(
+        a.session, a.user("tom"), UserUpdate(full_name="Tom Thumb")
+    ),
+    "backend.identity.service.change_password": lambda a: accounts.change_password(
+        a.session,
+        a.app.state.passwords,
+        a.user("tom"),
+        DEFAULT_PASSWORD,
+        "a brand new passphrase",
+        keep_session=None,
+    ),
+    "backend.identity.service.log_out_everywhere": lambda a: accounts.log_out_everywhere(
+        a.session, a.user("tom"), actor=Actor(user_id=a.user("tom").id)
+    ),
+}
+
+# Writes made of several listed writes: each records its own event, in this order.
+COMPOSITES: dict[str, tuple[Write, list[str]]] = {
+    "backend.invitations.acceptance.accept": (
+        lambda a: _on_token(a, lambda t: acceptance.accept(a.session, t, a.outsider)),
+        ["member.added", "invitation.accepted"],
+    ),
+    "backend.invitations.acceptance.accept_as_new_user": (
+        lambda a: _on_token(
+            a,
+            lambda t: acceptance.accept_as_new_user(
+                a.session,
+                t,
+                full_name="Nina",
+                password=DEFAULT_PASSWORD,
+                passwords=a.app.state.passwords,
+            ),
+            email="zoe@example.com",
+        ),
+        ["member.added", "invitation.accepted"],  # the account is the invitation's to show
+    ),
 }
 
 READS = {
@@ -223,6 +298,11 @@ READS = {
     "backend.webhooks.service.list_webhooks",
     "backend.webhooks.service.get_webhook",
     "backend.webhooks.service.list_attempts",
+    "backend.identity.service.find_user_by_email",
+    "backend.identity.service.verify_credentials",
+    "backend.invitations.acceptance.find_by_token",
+    "backend.invitations.acceptance.open_invitation",
+    "backend.invitations.acceptance.authenticate_invitee",
 }
 
 # Steps of a listed write, not writes of their own.
@@ -231,7 +311,25 @@ PARTS = {
     "tenants.service.roles_changed": "change_member_role",
     "backend.invitations.service.revoke_what_the_inviter_may_no_longer_send": "change_member_role",
     "backend.webhooks.service.set_deliveries_due": "update_webhook",
+    "backend.identity.service.end_every_session": "deactivate_user",
+    "backend.invitations.acceptance.claim": "accept",
+    "backend.invitations.acceptance.accept_opened": "accept",
+    "backend.invitations.acceptance.accept_opened_as_new_user": "accept_as_new_user",
 }
+
+
+async def _on_token(
+    acting: Acting,
+    write: Callable[[str], Awaitable[Any]],
+    email: str = "nina@example.com",
+) -> Any:
+    token = issue_token(acting.world.id)
+    invitee = InvitationFactory.build(
+        tenant=acting.caller.tenant, email=email, token=token, inviter=acting.user("olive")
+    )
+    acting.session.add(invitee)
+    await acting.session.flush()
+    return await write(token.value)
 
 
 async def _on_invitation(acting: Acting, write: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -255,7 +353,7 @@ def _service_coroutines() -> set[str]:
 
 
 def test_every_service_function_is_listed() -> None:
-    assert _service_coroutines() == set(WRITES) | READS | set(PARTS)
+    assert _service_coroutines() == set(WRITES) | set(COMPOSITES) | READS | set(PARTS)
 
 
 async def _arrange(app: FastAPI, db: AsyncSession) -> TenantWorld:
@@ -287,10 +385,8 @@ async def _owner(session: AsyncSession, world: TenantWorld) -> TenantCaller:
     return TenantCaller(tenant=tenant, role=TenantRole.OWNER, user=user)
 
 
-@pytest.mark.parametrize("name", sorted(WRITES))
-async def test_each_service_write_records_one_audit_event(
-    app: FastAPI, db: AsyncSession, name: str
-) -> None:
+async def _recorded_actions(app: FastAPI, db: AsyncSession, write: Write) -> list[str]:
+    """The audit events `write` adds, performed as acme's owner in a transaction rolled back."""
     world = await _arrange(app, db)
     outsider = await persist(db, UserFactory(email="nina@example.com"))
     recorded: list[AuditEvent | PlatformAuditEvent] = []
@@ -307,8 +403,23 @@ async def test_each_service_write_records_one_audit_event(
             world.users[name_] = await session.get(User, user.id) or user
         acting = Acting(app, session, world, caller, on_apollo, outsider)
         event.listen(session.sync_session, "before_flush", count_events)
-        await WRITES[name](acting)
+        await write(acting)
         await session.flush()
         await session.rollback()
+    return [row.action for row in recorded]
 
-    assert len(recorded) == 1, [row.action for row in recorded]
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+async def test_each_service_write_records_one_audit_event(
+    app: FastAPI, db: AsyncSession, name: str
+) -> None:
+    actions = await _recorded_actions(app, db, WRITES[name])
+    assert len(actions) == 1, actions
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+async def test_each_composite_write_records_the_events_of_its_parts(
+    app: FastAPI, db: AsyncSession, name: str
+) -> None:
+    write, expected = COMPOSITES[name]
+    assert sorted(await _recorded_actions(app, db, write)) == sorted(expected)

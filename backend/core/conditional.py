@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Header, Response
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from backend.core.errors import CHANGED_MEANWHILE, Conflict, NotModified, Problem
+from backend.core.errors import CHANGED_MEANWHILE, Conflict, Problem
 
 _ENTITY_TAG = re.compile(r'\*|(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"')
 
@@ -122,68 +121,3 @@ async def delete_at_version(
     statement = delete(model).where(where, model.version == version).returning(model.version)
     if (await session.execute(statement)).first() is None:
         raise PreconditionFailed()
-
-
-def tagged(response: Response, preconditions: Preconditions, current_tag: str) -> None:
-    """Answer a GET: 304 when `If-None-Match` names the current tag, else send the tag."""
-    if not preconditions.matches_none(current_tag):
-        raise NotModified(current_tag)
-    response.headers["ETag"] = current_tag
-
-
-def _write_preconditions(
-    if_match: Annotated[
-        str | None,
-        Header(
-            alias="If-Match",
-            description="Write only if the resource's current `ETag` is one of these "
-            "(or `*`); otherwise 412, and nothing is written.",
-        ),
-    ] = None,
-) -> Preconditions:
-    return Preconditions.from_headers(if_match, None)
-
-
-def _read_preconditions(
-    if_none_match: Annotated[
-        str | None,
-        Header(
-            alias="If-None-Match",
-            description="304 Not Modified when the current `ETag` is one of these.",
-        ),
-    ] = None,
-) -> Preconditions:
-    return Preconditions.from_headers(None, if_none_match)
-
-
-IfMatch = Annotated[Preconditions, Depends(_write_preconditions)]
-IfNoneMatch = Annotated[Preconditions, Depends(_read_preconditions)]
-
-ETAG_HEADER = {
-    "ETag": {
-        "description": "The resource's strong entity tag; send it back in `If-Match` to write "
-        "only if nobody changed it since, or in `If-None-Match` to skip an unchanged read.",
-        "schema": {"type": "string"},
-    }
-}
-_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-
-# The OpenAPI `responses` of routes that read (ETag, 304) and that write (412) a resource.
-READ_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"headers": ETAG_HEADER},
-    304: {
-        "description": "Not Modified: `If-None-Match` names the current ETag.",
-        "headers": ETAG_HEADER,
-    },
-}
-WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    412: {
-        "description": "Precondition Failed: `If-Match` does not name the current ETag "
-        "(someone changed the resource since it was read); nothing was written.",
-        "content": _PROBLEM,
-    },
-}
-UPDATE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"headers": ETAG_HEADER},
-    **WRITE_RESPONSES,
-}

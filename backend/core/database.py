@@ -100,6 +100,7 @@ class Versioned:
 
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:
+        # A mixin: `__table__` exists on the mapped class it is mixed into, not on the mixin.
         return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
 
 

@@ -9,9 +9,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,23 +65,6 @@ def _typed_id(row_id: InstrumentedAttribute[Any], text: str) -> Any:
         return row_id.type.python_type(text)
     except (ValueError, TypeError) as exc:
         raise BadRequest("The cursor is not valid.") from exc
-
-
-async def _page_request(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=200,
-            pattern=CURSOR_PATTERN,
-            description="`next_cursor` of the previous page; a cursor not issued here is 400.",
-        ),
-    ] = None,
-) -> PageRequest:
-    return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
-
-
-Pagination = Annotated[PageRequest, Depends(_page_request)]
 
 
 def _paginate(

@@ -63,39 +63,47 @@ class RedisWithMemoryFallback(LimitsStorage, MovingWindowSupport, SlidingWindowC
                 return result
         return await getattr(self.memory, method)(*args)
 
+    # The limits storages are untyped: each method states the type of the answer it passes on.
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        return await self._call("incr", key, expiry, amount)  # type: ignore[no-any-return]
+        answer: int = await self._call("incr", key, expiry, amount)
+        return answer
 
     async def get(self, key: str) -> int:
-        return await self._call("get", key)  # type: ignore[no-any-return]
+        answer: int = await self._call("get", key)
+        return answer
 
     async def get_expiry(self, key: str) -> float:
-        return await self._call("get_expiry", key)  # type: ignore[no-any-return]
+        answer: float = await self._call("get_expiry", key)
+        return answer
 
     async def check(self) -> bool:
-        return await self._call("check")  # type: ignore[no-any-return]
+        answer: bool = await self._call("check")
+        return answer
 
     async def reset(self) -> int | None:
-        return await self._call("reset")  # type: ignore[no-any-return]
+        answer: int | None = await self._call("reset")
+        return answer
 
     async def clear(self, key: str) -> None:
         await self._call("clear", key)
 
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        return await self._call("acquire_entry", key, limit, expiry, amount)  # type: ignore[no-any-return]
+        answer: bool = await self._call("acquire_entry", key, limit, expiry, amount)
+        return answer
 
     async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
-        return await self._call("get_moving_window", key, limit, expiry)  # type: ignore[no-any-return]
+        answer: tuple[float, int] = await self._call("get_moving_window", key, limit, expiry)
+        return answer
 
     async def acquire_sliding_window_entry(
         self, key: str, limit: int, expiry: int, amount: int = 1
     ) -> bool:
-        return await self._call(  # type: ignore[no-any-return]
-            "acquire_sliding_window_entry", key, limit, expiry, amount
-        )
+        answer: bool = await self._call("acquire_sliding_window_entry", key, limit, expiry, amount)
+        return answer
 
     async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
-        return await self._call("get_sliding_window", key, expiry)  # type: ignore[no-any-return]
+        answer: tuple[int, float, int, float] = await self._call("get_sliding_window", key, expiry)
+        return answer
 
     async def clear_sliding_window(self, key: str, expiry: int) -> None:
         await self._call("clear_sliding_window", key, expiry)

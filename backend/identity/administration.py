@@ -13,7 +13,7 @@ from backend.core.audit import Actor, apply_changes
 from backend.core.errors import Forbidden
 from backend.identity.audit import record_platform_audit
 from backend.identity.models import User
-from backend.identity.service import log_out_everywhere
+from backend.identity.service import end_every_session, log_out_everywhere
 
 
 def _refuse_self(actor: Actor, user: User, what: str) -> None:
@@ -25,7 +25,7 @@ async def deactivate_user(session: AsyncSession, actor: Actor, user: User) -> No
     """Lock the account out and end every session it has, at once."""
     _refuse_self(actor, user, "deactivate your own account")
     user.is_active = False
-    await log_out_everywhere(session, user)
+    await end_every_session(session, user)
     record_platform_audit(session, actor, "user.deactivated", "user", user.id)
 
 
@@ -37,8 +37,7 @@ async def reactivate_user(session: AsyncSession, actor: Actor, user: User) -> No
 
 async def revoke_user_sessions(session: AsyncSession, actor: Actor, user: User) -> None:
     """End every refresh-token family and every access token of the account."""
-    await log_out_everywhere(session, user)
-    record_platform_audit(session, actor, "user.sessions_revoked", "user", user.id)
+    await log_out_everywhere(session, user, actor=actor)
 
 
 async def update_user(session: AsyncSession, actor: Actor, user: User, *, full_name: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
+from backend.core.audit import Actor
 from backend.core.database import DbSession
 from backend.core.dependencies import AppMailer, AppSettings, client_address
 from backend.core.errors import Forbidden, TooManyRequests
@@ -135,7 +136,7 @@ async def change_password(
 @users_router.post("/me/sessions/revoke", status_code=status.HTTP_204_NO_CONTENT)
 async def log_out_everywhere(user: CurrentUser, session: DbSession) -> Response:
     """End every refresh token and every access token of the account, this one included."""
-    await service.log_out_everywhere(session, user)
+    await service.log_out_everywhere(session, user, actor=Actor(user_id=user.id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,6 +1,8 @@
 """Accounts: sign-up, email verification, password change and reset, logging out everywhere.
 
-Services take the session and never commit: the request's session dependency does.
+Services take the session and never commit: the request's session dependency does. Each write
+records one event in the platform audit log, with the account holder as actor (the system
+for a reset requested by someone not signed in).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.audit import Actor, apply_changes
 from backend.core.config import Settings
 from backend.core.database import utcnow
 from backend.core.errors import BadRequest
 from backend.core.mail import Mailer, mail_one_time_link
 from backend.identity import one_time_tokens, refresh_tokens
 from backend.identity.accounts import create_user, normalise_email
+from backend.identity.audit import record_platform_audit
 from backend.identity.credentials import check_credentials
 from backend.identity.models import OneTimePurpose, User
 from backend.identity.panel_sessions import end_panel_sessions
@@ -52,6 +56,7 @@ async def sign_up(
         session, passwords, email=data.email, full_name=data.full_name, password=data.password
     )
     send_verification_mail(session, settings, mailer, user)
+    record_platform_audit(session, _self(user), "user.signed_up", "user", user.id)
     return user
 
 
@@ -78,6 +83,7 @@ async def verify_email(session: AsyncSession, token: str) -> User:
     user = await _user_of_token(session, token, OneTimePurpose.EMAIL_VERIFICATION)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
+    record_platform_audit(session, _self(user), "user.email_verified", "user", user.id)
     return user
 
 
@@ -104,6 +110,7 @@ async def request_password_reset(
         email=user.email,
         minutes=PASSWORD_RESET_TTL_SECONDS // 60,
     )
+    record_platform_audit(session, Actor(), "user.password_reset_requested", "user", user.id)
 
 
 async def confirm_password_reset(
@@ -114,13 +121,16 @@ async def confirm_password_reset(
     # Receiving the link proves the mailbox, so the address is verified as well.
     user.email_verified_at = user.email_verified_at or utcnow()
     await one_time_tokens.retire_all(session, user.id, OneTimePurpose.PASSWORD_RESET)
-    await log_out_everywhere(session, user)
+    await end_every_session(session, user)
+    record_platform_audit(session, _self(user), "user.password_reset", "user", user.id)
     return user
 
 
 async def update_profile(session: AsyncSession, user: User, data: UserUpdate) -> User:
-    if data.full_name is not None:
-        user.full_name = data.full_name.strip()
+    values = {} if data.full_name is None else {"full_name": data.full_name.strip()}
+    changes = apply_changes(user, values)
+    if changes:
+        record_platform_audit(session, _self(user), "user.updated", "user", user.id, changes)
     await session.flush()
     return user
 
@@ -145,15 +155,27 @@ async def change_password(
     user.password_hash = await passwords.hash(new_password)
     await session.execute(refresh_tokens.revoke_user_families(user.id, keep_family=keep_session))
     await session.execute(end_panel_sessions(user.id))
+    record_platform_audit(session, _self(user), "user.password_changed", "user", user.id)
 
 
-async def log_out_everywhere(session: AsyncSession, user: User) -> None:
+async def log_out_everywhere(session: AsyncSession, user: User, *, actor: Actor) -> None:
+    """End every session of the account (`end_every_session`): the holder's own "log out
+    everywhere", or a platform admin's "revoke sessions"."""
+    await end_every_session(session, user)
+    record_platform_audit(session, actor, "user.sessions_revoked", "user", user.id)
+
+
+async def end_every_session(session: AsyncSession, user: User) -> None:
     """End every refresh-token family, every access token issued until now and every admin
-    panel session."""
+    panel session: a step of the writes that lock an account's past sessions out."""
     user.tokens_valid_after = refresh_tokens.tokens_cutoff()
     await session.execute(refresh_tokens.revoke_user_families(user.id))
     await session.execute(end_panel_sessions(user.id))
     await session.flush()
+
+
+def _self(user: User) -> Actor:
+    return Actor(user_id=user.id)
 
 
 async def _user_of_token(session: AsyncSession, token: str, purpose: OneTimePurpose) -> User:

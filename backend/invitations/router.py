@@ -13,7 +13,8 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 from backend.core.database import DbSession
 from backend.core.dependencies import AppMailer, AppSettings
-from backend.core.pagination import Page, Pagination
+from backend.core.pagination import Page
+from backend.core.request_params import Pagination
 from backend.identity.dependencies import AppPasswords, CurrentUser
 from backend.invitations import acceptance, service
 from backend.invitations.dependencies import AppInvitationLimits

@@ -10,17 +10,18 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from backend.core.conditional import (
+from backend.core.database import DbSession
+from backend.core.pagination import Page
+from backend.core.request_params import (
     ETAG_HEADER,
     READ_RESPONSES,
     UPDATE_RESPONSES,
     WRITE_RESPONSES,
     IfMatch,
     IfNoneMatch,
+    Pagination,
     tagged,
 )
-from backend.core.database import DbSession
-from backend.core.pagination import Page, Pagination
 from backend.projects import service, tasks
 from backend.projects.dependencies import ProjectAccess
 from backend.projects.models import TaskStatus

@@ -11,7 +11,8 @@ import uuid
 from fastapi import APIRouter, status
 
 from backend.core.database import DbSession
-from backend.core.pagination import Page, Pagination
+from backend.core.pagination import Page
+from backend.core.request_params import Pagination
 from backend.webhooks import service
 from backend.webhooks.dependencies import WebhooksConfig
 from backend.webhooks.models import WebhookEndpoint

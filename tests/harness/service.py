@@ -1,6 +1,7 @@
 """The service as operators run it: `tenantdesk serve` in a process of its own (migrations,
 bootstrap, uvicorn, optionally several workers), configured through the environment, its JSON
-log lines kept in a file. For what only a real process shows: signals, workers, restarts."""
+log lines kept in a file. For what only a real process shows: signals, workers, restarts, the
+client address uvicorn hands the app, the worker's memory while a client uploads."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ class ServiceProcess:
     log_path: Path
 
     @classmethod
-    def start(cls, workdir: Path, environment: dict[str, str], workers: int = 1) -> ServiceProcess:
-        """Serves from `workdir` (its `var/`), with `environment` over the harness defaults."""
+    def start(
+        cls, workdir: Path, environment: dict[str, str], workers: int = 1, migrate: bool = True
+    ) -> ServiceProcess:
+        """Serves from `workdir` (its `var/`), with `environment` over the harness defaults;
+        `migrate=False` serves a database that is migrated already (the suite's own)."""
         port = free_port()
         inherited = {
             name: value
@@ -51,7 +55,10 @@ class ServiceProcess:
         log_path = workdir / "service.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "backend.cli", "serve", "--workers", str(workers)],
+                [
+                    *(sys.executable, "-m", "backend.cli", "serve", "--workers", str(workers)),
+                    *(() if migrate else ("--no-migrate",)),
+                ],
                 cwd=workdir,
                 env=env,
                 stdout=log,
@@ -93,6 +100,21 @@ class ServiceProcess:
         """SIGTERM, as a process manager stops it; the exit status."""
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=timeout)
+
+    def rss_bytes(self) -> int:
+        """The serving process's resident memory, from /proc."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS line")
+
+    def stop(self) -> None:
+        """SIGTERM, and SIGKILL if it is still there after the stop timeout."""
+        if self.process.poll() is None:
+            try:
+                self.terminate()
+            except subprocess.TimeoutExpired:
+                self.kill()
 
     def kill(self) -> None:
         if self.process.poll() is None:

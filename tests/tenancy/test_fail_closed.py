@@ -113,6 +113,10 @@ async def test_core_tables_where_no_filter_fits_are_refused(
         select(Tenant.id).where(Tenant.id.in_(select(MEMBERSHIPS.c.tenant_id))),
         select(func.count()).select_from(select(TASKS).subquery()),
         select(Tenant.id).where(Tenant.id == hidden),
+        # the same table as an ORM entity outside and as a Core table inside
+        select(Membership.tenant_id).where(Membership.user_id.in_(select(MEMBERSHIPS.c.user_id))),
+        select(Task).where(Task.id.in_(select(TASKS.c.id))),
+        update(Task).where(Task.id.in_(select(TASKS.c.id))).values(title="x"),
         insert(PROJECTS).from_select(
             ["tenant_id", "id"], select(PROJECTS.c.tenant_id, PROJECTS.c.id)
         ),

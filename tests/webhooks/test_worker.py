@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +13,7 @@ from backend.core.config import Settings
 from backend.webhooks.signing import generate_secret
 from tests.factories import OutboxEventFactory, WebhookEndpointFactory, persist
 from tests.harness.receiver import Receiver
-from tests.harness.served import PROJECT_ROOT
+from tests.harness.service import PROJECT_ROOT
 from tests.world import TenantWorld
 
 STOP_SECONDS = 30.0
@@ -38,22 +37,27 @@ async def test_the_worker_delivers_and_stops_on_sigterm(
         "WEBHOOK_POLL_INTERVAL_SECONDS": "0.2",
         "LOG_LEVEL": "WARNING",
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "worker"],
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "worker",
         cwd=PROJECT_ROOT,
         env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         await persist(db, event)
         [arrived] = await receiver.wait_for(1, timeout=60.0)
         worker.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(worker.wait, STOP_SECONDS)
+        code = await asyncio.wait_for(worker.wait(), STOP_SECONDS)
     finally:
-        if worker.poll() is None:
+        if worker.returncode is None:
             worker.kill()
-    output = worker.stdout.read().decode() if worker.stdout else ""
+            await worker.wait()
+    assert worker.stdout is not None
+    output = (await worker.stdout.read()).decode()
 
     assert code == 0, output
     assert arrived.verified(secret)["id"] == str(event.id)

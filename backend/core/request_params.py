@@ -1,0 +1,103 @@
+"""Request parameters that many routes share, as `Annotated` dependencies, with their OpenAPI
+documentation: a page of a list (`Pagination`), and the conditional-request headers
+(`IfMatch`, `IfNoneMatch`, `tagged`). What they parse is plain data (`PageRequest`,
+`Preconditions`) that services take; the rules live in `pagination` and `conditional`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Response
+
+from backend.core.conditional import Preconditions
+from backend.core.errors import NotModified
+from backend.core.pagination import (
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    PageRequest,
+    decode_cursor,
+)
+
+
+async def _page_request(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page; a cursor not issued here is 400.",
+        ),
+    ] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
+
+
+Pagination = Annotated[PageRequest, Depends(_page_request)]
+
+
+def tagged(response: Response, preconditions: Preconditions, current_tag: str) -> None:
+    """Answer a GET: 304 when `If-None-Match` names the current tag, else send the tag."""
+    if not preconditions.matches_none(current_tag):
+        raise NotModified(current_tag)
+    response.headers["ETag"] = current_tag
+
+
+def _write_preconditions(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description="Write only if the resource's current `ETag` is one of these "
+            "(or `*`); otherwise 412, and nothing is written.",
+        ),
+    ] = None,
+) -> Preconditions:
+    return Preconditions.from_headers(if_match, None)
+
+
+def _read_preconditions(
+    if_none_match: Annotated[
+        str | None,
+        Header(
+            alias="If-None-Match",
+            description="304 Not Modified when the current `ETag` is one of these.",
+        ),
+    ] = None,
+) -> Preconditions:
+    return Preconditions.from_headers(None, if_none_match)
+
+
+IfMatch = Annotated[Preconditions, Depends(_write_preconditions)]
+IfNoneMatch = Annotated[Preconditions, Depends(_read_preconditions)]
+
+ETAG_HEADER = {
+    "ETag": {
+        "description": "The resource's strong entity tag; send it back in `If-Match` to write "
+        "only if nobody changed it since, or in `If-None-Match` to skip an unchanged read.",
+        "schema": {"type": "string"},
+    }
+}
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+# The OpenAPI `responses` of routes that read (ETag, 304) and that write (412) a resource.
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": ETAG_HEADER},
+    304: {
+        "description": "Not Modified: `If-None-Match` names the current ETag.",
+        "headers": ETAG_HEADER,
+    },
+}
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    412: {
+        "description": "Precondition Failed: `If-Match` does not name the current ETag "
+        "(someone changed the resource since it was read); nothing was written.",
+        "content": _PROBLEM,
+    },
+}
+UPDATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": ETAG_HEADER},
+    **WRITE_RESPONSES,
+}
