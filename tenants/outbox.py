@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 from sqlalchemy import JSON, Index, String, text
@@ -21,7 +21,7 @@ from backend.core.database import Base, UUIDPrimaryKey, utcnow
 from tenants.isolation import CrossTenantRead, TenantScoped
 
 # The event types a webhook endpoint may subscribe to (`webhook.ping` is sent on request only).
-EVENT_TYPES = (
+EventType = Literal[
     "member.added",
     "member.role_changed",
     "member.removed",
@@ -33,7 +33,8 @@ EVENT_TYPES = (
     "task.deleted",
     "invitation.created",
     "invitation.accepted",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 PING = "webhook.ping"
 ALL_EVENTS = "*"  # a subscription to every type
 

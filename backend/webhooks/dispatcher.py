@@ -25,10 +25,12 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
-from sqlalchemy import and_, or_, select, union, update
+from sqlalchemy import ColumnElement, Update, and_, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from backend.core.audit import Actor
 from backend.core.config import Settings
@@ -80,6 +82,27 @@ class Claimed:
 
 def _subscribed(events: list[str], event_type: str) -> bool:
     return ALL_EVENTS in events or event_type in events
+
+
+def _claim(
+    model: type[OutboxEvent] | type[WebhookDelivery],
+    due: ColumnElement[bool],
+    order: InstrumentedAttribute[Any],
+    **values: Any,
+) -> Update:
+    """`UPDATE` a batch of `model`'s rows where `due`, oldest `order` first, to `values`.
+
+    The batch is locked as it is picked (`FOR UPDATE SKIP LOCKED` on PostgreSQL: two claimers
+    take different rows; SQLite has one writer at a time), and `due` is checked again on each
+    row updated: a row another claimer took meanwhile is left out.
+    """
+    batch = select(model.id).where(due).order_by(order).limit(BATCH)
+    return (
+        update(model)
+        .where(model.id.in_(batch.with_for_update(skip_locked=True)), due)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 class Dispatcher:
@@ -162,21 +185,11 @@ class Dispatcher:
         async with self.database.session_factory() as session, session.begin():
             await enter_tenant(session, tenant_id)
             undispatched = OutboxEvent.dispatch_after <= now
-            batch = (
-                select(OutboxEvent.id)
-                .where(undispatched)
-                .order_by(OutboxEvent.dispatch_after)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
+            handing_out = _claim(
+                OutboxEvent, undispatched, OutboxEvent.dispatch_after, dispatch_after=None
             )
             claimed = (
-                await session.execute(
-                    update(OutboxEvent)
-                    .where(OutboxEvent.id.in_(batch), undispatched)
-                    .values(dispatch_after=None)
-                    .returning(OutboxEvent.id, OutboxEvent.type)
-                    .execution_options(synchronize_session=False)
-                )
+                await session.execute(handing_out.returning(OutboxEvent.id, OutboxEvent.type))
             ).all()
             if not claimed:
                 return
@@ -208,22 +221,14 @@ class Dispatcher:
         due = and_(WebhookDelivery.next_attempt_at <= now, free)
         async with self.database.session_factory() as session, session.begin():
             await enter_tenant(session, tenant_id)
-            batch = (
-                select(WebhookDelivery.id)
-                .where(due)
-                .order_by(WebhookDelivery.next_attempt_at)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
+            leasing = _claim(
+                WebhookDelivery,
+                due,
+                WebhookDelivery.next_attempt_at,
+                claimed_until=now + self.lease,
+                claim_token=token,
             )
-            ids = (
-                await session.scalars(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_(batch), due)
-                    .values(claimed_until=now + self.lease, claim_token=token)
-                    .returning(WebhookDelivery.id)
-                    .execution_options(synchronize_session=False)
-                )
-            ).all()
+            ids = (await session.scalars(leasing.returning(WebhookDelivery.id))).all()
             if not ids:
                 return []
             return await self._load(session, tenant_id, token, list(ids))

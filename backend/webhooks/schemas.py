@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.core.schemas import RequestBody
 from backend.webhooks.models import DeliveryStatus
-from tenants.outbox import EVENT_TYPES
+from tenants.outbox import EVENT_TYPES, EventType
 
-EventType = Literal[
-    "member.added",
-    "member.role_changed",
-    "member.removed",
-    "project.created",
-    "project.updated",
-    "project.deleted",
-    "task.created",
-    "task.updated",
-    "task.deleted",
-    "invitation.created",
-    "invitation.accepted",
-]
-assert set(get_args(EventType)) == set(EVENT_TYPES)  # noqa: S101 (one list, checked at import)
 EveryEvent = Annotated[
     list[Literal["*"]], Field(min_length=1, max_length=1, description="Every event type.")
 ]

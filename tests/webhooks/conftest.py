@@ -14,11 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import Settings
 from backend.webhooks.dispatcher import Dispatcher
+from backend.webhooks.models import WebhookDelivery
 from backend.webhooks.targets import Resolver
+from tenants.isolation import enter_tenant
 from tenants.roles import ProjectRole, TenantRole
 from tests.harness.receiver import Receiver, start_receiver
 from tests.world import TenantWorld, build_tenant
@@ -109,3 +112,12 @@ async def register(
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def delivery_rows(db: AsyncSession, world: TenantWorld) -> list[WebhookDelivery]:
+    """The world's webhook deliveries as they are now in the database."""
+    await enter_tenant(db, world.id)
+    fresh = select(WebhookDelivery).execution_options(populate_existing=True)
+    found = list(await db.scalars(fresh))
+    await db.commit()
+    return found

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from backend.core.database import utcnow
-from backend.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from backend.webhooks.models import DeliveryStatus, WebhookEndpoint
 from tenants.isolation import enter_tenant
 from tenants.models import AuditEvent
 from tests.harness.receiver import HANG, Receiver
 from tests.harness.smtp import Mailbox
-from tests.webhooks.conftest import MakeDispatcher, register, run_until
+from tests.webhooks.conftest import MakeDispatcher, delivery_rows, register, run_until
 from tests.world import TenantWorld
 
 
@@ -40,15 +40,6 @@ async def _log(client: httpx.AsyncClient, app: FastAPI, world: TenantWorld, hook
     )
     assert response.status_code == 200
     return response.json()["items"]
-
-
-async def _deliveries(db: AsyncSession, world: TenantWorld) -> list[WebhookDelivery]:
-    await enter_tenant(db, world.id)
-    found = list(
-        await db.scalars(select(WebhookDelivery).execution_options(populate_existing=True))
-    )
-    await db.commit()
-    return found
 
 
 async def test_a_500_is_retried_and_the_log_shows_each_attempt(
@@ -77,7 +68,7 @@ async def test_a_500_is_retried_and_the_log_shows_each_attempt(
     assert (newest["attempt"], newest["status_code"], newest["error"]) == (2, 200, None)
     assert newest["next_attempt_at"] is None
     assert newest["delivery_id"] == oldest["delivery_id"]
-    [delivery] = await _deliveries(db, acme)
+    [delivery] = await delivery_rows(db, acme)
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SUCCEEDED, 2)
 
 
@@ -142,7 +133,7 @@ async def test_after_the_schedule_the_delivery_fails_and_repeated_failures_disab
     await dispatcher.run_once()
     await dispatcher.drain()
 
-    deliveries = await _deliveries(db, acme)
+    deliveries = await delivery_rows(db, acme)
     assert {(d.status, d.attempts, d.next_attempt_at) for d in deliveries} == {
         (DeliveryStatus.FAILED, 2, None)
     }

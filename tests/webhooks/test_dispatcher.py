@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.config import Settings
 from backend.core.database import utcnow
 from backend.main import create_app
-from backend.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from backend.webhooks.models import DeliveryStatus, WebhookAttempt
 from backend.webhooks.signing import generate_secret
 from tenants.isolation import enter_tenant
 from tests.conftest import BASE_URL
@@ -28,16 +28,8 @@ from tests.factories import (
     persist,
 )
 from tests.harness.receiver import Receiver
-from tests.webhooks.conftest import MakeDispatcher, register, run_until
+from tests.webhooks.conftest import MakeDispatcher, delivery_rows, register, run_until
 from tests.world import TenantWorld
-
-
-async def _delivery_rows(db: AsyncSession, world: TenantWorld) -> list[WebhookDelivery]:
-    await enter_tenant(db, world.id)
-    rows = await db.scalars(select(WebhookDelivery).execution_options(populate_existing=True))
-    found = list(rows)
-    await db.commit()
-    return found
 
 
 async def test_the_service_process_delivers_a_new_task_within_two_seconds(
@@ -109,7 +101,7 @@ async def test_a_restart_in_the_middle_of_a_retry_resumes_it(
     await receiver.wait_for(1)
     await asyncio.sleep(0.2)  # the failed attempt is recorded
     await before.stop(2.0)
-    [waiting] = await _delivery_rows(db, acme)
+    [waiting] = await delivery_rows(db, acme)
     assert (waiting.status, waiting.attempts) == (DeliveryStatus.PENDING, 1)
     assert waiting.next_attempt_at is not None
 
@@ -121,7 +113,7 @@ async def test_a_restart_in_the_middle_of_a_retry_resumes_it(
     first, second = receiver.received
     assert first.message_id == second.message_id
     assert second.verified(endpoint["secret"])["type"] == "task.created"
-    [done] = await _delivery_rows(db, acme)
+    [done] = await delivery_rows(db, acme)
     assert (done.status, done.attempts) == (DeliveryStatus.SUCCEEDED, 2)
 
 
