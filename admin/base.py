@@ -59,7 +59,9 @@ from backend.identity.models import User
 from tenants.isolation import TenantScoped
 from tenants.models import Membership
 
-SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "client_secret_hash", "id_hash"})
+SECRET_COLUMNS = frozenset(
+    {"password_hash", "token_hash", "client_secret_hash", "id_hash", "key_hash"}
+)
 EXPORT_MAX_ROWS = 10_000
 
 RowAction = Callable[[AsyncSession, AdminScope, Any], Awaitable[None]]

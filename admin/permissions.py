@@ -29,6 +29,7 @@ TENANT_ADMIN_GRANTS: dict[str, frozenset[str]] = {
     "project-member": WRITE,
     "task": WRITE,
     "invitation": READ | {custom_action("resend"), custom_action("revoke")},
+    "api-key": READ | {custom_action("revoke")},
     "audit-event": READ,
     PICKER: frozenset({Action.LIST}),
 }

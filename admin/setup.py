@@ -31,7 +31,13 @@ from admin.views_identity import (
     RefreshTokenAdmin,
     UserAdmin,
 )
-from admin.views_tenancy import AuditEventAdmin, InvitationAdmin, MembershipAdmin, TenantAdmin
+from admin.views_tenancy import (
+    ApiKeyAdmin,
+    AuditEventAdmin,
+    InvitationAdmin,
+    MembershipAdmin,
+    TenantAdmin,
+)
 from admin.views_work import ProjectAdmin, ProjectMemberAdmin, TaskAdmin
 from backend.core.config import Settings
 from backend.core.errors import OutageMiddleware
@@ -43,6 +49,7 @@ MODEL_VIEWS = (
     TenantAdmin,
     MembershipAdmin,
     InvitationAdmin,
+    ApiKeyAdmin,
     AuditEventAdmin,
     ProjectAdmin,
     ProjectMemberAdmin,

@@ -1,4 +1,5 @@
-"""Views of the tenancy layer: tenants, memberships, invitations, tenant audit events.
+"""Views of the tenancy layer: tenants, memberships, invitations, personal API keys, tenant audit
+events.
 
 Every write calls the tenants or invitations service the API calls, with the admin as the caller
 (`admin.callers`), so that the same rules decide (the matrix, the last owner, admins never over
@@ -22,9 +23,10 @@ from admin.base import AdminView, AdminWriteRefused, ReadOnlyView, person
 from admin.callers import tenant_caller
 from admin.filters import enum_filter
 from admin.pickers import TENANT
-from admin.scoping import AdminScope, current_scope
+from admin.scoping import AdminScope, current_scope, enter_row_tenant
+from backend.api_keys import service as api_keys
 from backend.core.ids import parse_uuid
-from backend.identity.models import User
+from backend.identity.models import ApiKey, User
 from backend.invitations import service as invitations
 from backend.invitations.models import Invitation, InvitationStatus
 from tenants import service as tenancy
@@ -244,6 +246,50 @@ class InvitationAdmin(ReadOnlyView, model=Invitation):
         return await self.run_action(request, self.resend_row)
 
     @action("revoke", "Revoke", "Revoke? Its link stops working for good.")
+    async def revoke(self, request: Request) -> Response:
+        return await self.run_action(request, self.revoke_row)
+
+
+class ApiKeyAdmin(ReadOnlyView, model=ApiKey):
+    """Personal API keys acting in the tenant (a global table: scoped here, by its tenant
+    column). Revoking one is the service's decision: owners and admins, in their tenant."""
+
+    name = "API key"
+    icon = "fa-solid fa-key"
+    category = TENANCY
+    column_list = [
+        ApiKey.name,
+        ApiKey.prefix,
+        ApiKey.user_id,
+        ApiKey.role,
+        ApiKey.expires_at,
+        ApiKey.last_used_at,
+        ApiKey.revoked_at,
+    ]
+    column_details_list = [ApiKey.id, ApiKey.scope_tenant_id, *column_list, ApiKey.created_at]
+    column_formatters = {ApiKey.user_id: person("user", "user_id")}
+    column_formatters_detail = column_formatters
+    column_labels = {ApiKey.user_id: "user", ApiKey.scope_tenant_id: "tenant"}
+    list_loads = (ApiKey.user,)
+    details_loads = (ApiKey.user,)
+    column_export_list = [ApiKey.id, ApiKey.scope_tenant_id, *column_list, ApiKey.created_at]
+    column_searchable_list = [ApiKey.name, ApiKey.prefix]
+    column_sortable_list = [ApiKey.created_at, ApiKey.expires_at, ApiKey.last_used_at]
+    column_default_sort = [(ApiKey.created_at, True)]
+
+    def scope_criteria(self, scope: AdminScope) -> tuple[ColumnElement[bool], ...]:
+        return () if scope.platform else (ApiKey.scope_tenant_id == scope.tenant_id,)
+
+    def tenant_of(self, obj: Any) -> uuid.UUID | None:
+        tenant_id: uuid.UUID = obj.scope_tenant_id
+        return tenant_id
+
+    async def revoke_row(self, session: AsyncSession, scope: AdminScope, key: ApiKey) -> None:
+        await enter_row_tenant(session, scope, key.scope_tenant_id)
+        caller = await tenant_caller(session, scope, key.scope_tenant_id)
+        await api_keys.revoke_tenant_api_key(session, caller, key.id)
+
+    @action("revoke", "Revoke", "Revoke? Whatever uses it gets 401 from its next request.")
     async def revoke(self, request: Request) -> Response:
         return await self.run_action(request, self.revoke_row)
 

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 import backend.models  # noqa: F401  (every table, for foreign keys across layers)
 from admin.setup import mount_admin
+from backend.api_keys.router import router as api_keys_router
 from backend.core import health
 from backend.core.app_role import check_app_role
 from backend.core.body_limit import BodyLimitMiddleware
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         endpoint = metrics.endpoint(settings.metrics_token_value)
         app.add_api_route("/metrics", endpoint, include_in_schema=False)
     app.include_router(account_router)
+    app.include_router(api_keys_router)
     app.include_router(tenants_router)
     app.include_router(projects_router)
     app.include_router(identity_router)

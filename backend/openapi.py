@@ -33,7 +33,8 @@ RETRY_AFTER = {
 ERROR_DESCRIPTIONS = {
     400: "The request cannot be served as it is (see `detail`).",
     401: "The bearer token is missing, not valid, or no longer valid.",
-    403: "The caller may not do this (role, suspended tenant, or a service client).",
+    403: "The caller may not do this (role, suspended tenant, a service client, or an API key "
+    "outside its tenant's routes).",
     404: "Not found, or not visible to the caller.",
     409: "The request conflicts with the current state (see `detail`).",
     410: "The link was used, withdrawn, replaced or has expired.",
@@ -119,6 +120,9 @@ OPERATIONS: dict[str, Operation] = {
     "introspect": Operation("oauth-introspect", rfc6749=True),
     "metadata": Operation("oauth-metadata", database=False),
     "jwks": Operation("oauth-jwks", database=False),
+    "create_api_key": Operation("api-keys-create", errors=(404,)),
+    "list_api_keys": Operation("api-keys-list"),
+    "revoke_api_key": Operation("api-keys-revoke"),
     "create_tenant": Operation("tenants-create", errors=(409,)),
     "list_my_tenants": Operation("tenants-list"),
     "read_tenant": Operation("tenants-read"),

@@ -1,9 +1,10 @@
 """Isolation layer 1: a verified token's standing in a tenant, as a `TenantCaller`.
 
-One query, built once at import, loads the principal (active user, or unrevoked service client)
-together with its membership and the tenant. Not a member: 404, so that other tenants' ids
-reveal nothing. A suspended tenant: 403. Then the session is scoped to the tenant for the rest
-of the request.
+One query, built once at import, loads the principal (active user, unrevoked service client, or
+the user behind a valid API key of this tenant) together with its membership and the tenant. A
+key acts with the lower of its role and the user's current one, so a demotion applies at once.
+Not a member: 404, so that other tenants' ids reveal nothing. A suspended tenant: 403. Then the
+session is scoped to the tenant for the rest of the request.
 No FastAPI here: `tenants.dependencies` wraps it for the routes.
 """
 
@@ -18,18 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.errors import Forbidden, NotFound, Unauthorized
 from backend.core.statements import AnyRow, AnySelect
-from backend.identity.keys import AccessTokenClaims
-from backend.identity.models import OAuthClient, User
+from backend.identity.api_keys import ApiKeyCredential, record_use
+from backend.identity.models import ApiKey, OAuthClient, User
 from backend.identity.principals import (
     CLIENT_PRINCIPAL,
+    KEY_PRINCIPAL,
     USER_PRINCIPAL,
+    Credentials,
     principal_parameters,
     principal_statement,
 )
 from tenants.caller import TenantCaller
 from tenants.isolation import enter_tenant
 from tenants.models import Membership, Tenant, TenantStatus
-from tenants.roles import TenantRole
+from tenants.roles import TenantRole, weaker_role
 
 TENANT_NOT_FOUND = "No such tenant."
 TENANT_SUSPENDED = "This tenant is suspended. Contact the platform administrators."
@@ -39,8 +42,9 @@ class AccessExtension(Protocol):
     """Columns a route needs besides the access decision, fetched by the same single query.
 
     Both methods add the same number of columns; they come back next to the caller. The user
-    statement selects `User`, `Membership.role` and `Tenant`; the client statement
-    `OAuthClient` and `Tenant`. They run once, at import (`AccessQueries.extended`): a value
+    statement selects `User`, `Membership.role` and `Tenant` (the API key statement the same,
+    then the key's columns, and takes `for_user` too); the client statement `OAuthClient` and
+    `Tenant`. They run once, at import (`AccessQueries.extended`): a value
     that varies by request is a `bindparam`, passed to `resolve_tenant_access` in `parameters`.
     """
 
@@ -51,28 +55,43 @@ class AccessExtension(Protocol):
 
 @dataclass(frozen=True)
 class AccessQueries:
-    """The access query for a user's token and for a service client's, built once."""
+    """The access query for a user's token, a service client's and an API key, built once."""
 
     user: AnySelect
     client: AnySelect
+    key: AnySelect
 
     def extended(self, extension: AccessExtension) -> AccessQueries:
-        return AccessQueries(extension.for_user(self.user), extension.for_client(self.client))
+        return AccessQueries(
+            extension.for_user(self.user),
+            extension.for_client(self.client),
+            extension.for_user(self.key),
+        )
+
+
+def _member_in_tenant(principal: AnySelect) -> AnySelect:
+    return (
+        principal.add_columns(Membership.role, Tenant)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Tenant, Tenant.id == Membership.tenant_id)
+        .where(Membership.tenant_id == bindparam("access_tenant_id"))
+    )
 
 
 TENANT_ACCESS = AccessQueries(
-    user=USER_PRINCIPAL.add_columns(Membership.role, Tenant)
-    .join(Membership, Membership.user_id == User.id)
-    .join(Tenant, Tenant.id == Membership.tenant_id)
-    .where(Membership.tenant_id == bindparam("access_tenant_id")),
+    user=_member_in_tenant(USER_PRINCIPAL),
     client=CLIENT_PRINCIPAL.add_columns(Tenant)
     .join(Tenant, Tenant.id == OAuthClient.owner_tenant_id)
     .where(OAuthClient.owner_tenant_id == bindparam("access_tenant_id")),
+    # A key of another tenant finds no row: 404, as for a stranger.
+    key=_member_in_tenant(KEY_PRINCIPAL)
+    .add_columns(ApiKey.id, ApiKey.role, ApiKey.last_used_at)
+    .where(ApiKey.scope_tenant_id == bindparam("access_tenant_id")),
 )
 
 
 async def _one_or_refuse(
-    session: AsyncSession, statement: AnySelect, values: dict[str, Any], claims: AccessTokenClaims
+    session: AsyncSession, statement: AnySelect, values: dict[str, Any], claims: Credentials
 ) -> AnyRow:
     """The access row, or the right refusal. Only the failure path costs a second query: it
     tells a dead token (401) from a caller outside the tenant (404)."""
@@ -80,13 +99,24 @@ async def _one_or_refuse(
     if row is not None:
         return row
     if await session.scalar(principal_statement(claims), values) is None:
-        raise Unauthorized("The access token is no longer valid.")
+        what = "API key" if isinstance(claims, ApiKeyCredential) else "access token"
+        raise Unauthorized(f"The {what} is no longer valid.")
     raise NotFound(TENANT_NOT_FOUND)
+
+
+async def _key_caller(
+    session: AsyncSession, statement: AnySelect, values: dict[str, Any], claims: Credentials
+) -> tuple[TenantCaller, list[Any]]:
+    row = await _one_or_refuse(session, statement, values, claims)
+    user, member_role, tenant, key_id, key_role, last_used_at, *extra = row
+    await record_use(session, key_id, last_used_at, values["principal_now"])
+    role = weaker_role(TenantRole(key_role), member_role)
+    return TenantCaller(tenant=tenant, role=role, user=user, api_key_id=key_id), extra
 
 
 async def resolve_tenant_access(
     session: AsyncSession,
-    claims: AccessTokenClaims,
+    claims: Credentials,
     tenant_id: uuid.UUID,
     queries: AccessQueries = TENANT_ACCESS,
     parameters: dict[str, Any] | None = None,
@@ -96,7 +126,9 @@ async def resolve_tenant_access(
     # The context is set before the lookup: membership rows are only visible inside it (RLS).
     await enter_tenant(session, tenant_id)
     values = principal_parameters(claims) | {"access_tenant_id": tenant_id} | (parameters or {})
-    if claims.tenant_id is None:
+    if isinstance(claims, ApiKeyCredential):
+        caller, extra = await _key_caller(session, queries.key, values, claims)
+    elif claims.tenant_id is None:
         user, role, tenant, *extra = await _one_or_refuse(session, queries.user, values, claims)
         caller = TenantCaller(tenant=tenant, role=role, user=user)
     else:

@@ -35,6 +35,8 @@ class TenantCaller:
     # A platform admin acting in the tenant (the admin panel): holds the owner role without
     # being a member, and never becomes one by acting (a project they create has no owner).
     platform: bool = False
+    # The personal API key the user acts through, if any: its role already caps `role`.
+    api_key_id: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
         if (self.user is None) == (self.client is None):

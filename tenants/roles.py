@@ -81,6 +81,19 @@ def effective_project_role(
     return project_role
 
 
+# Strongest first, as `TenantRole` declares them.
+_TENANT_ROLE_STRENGTH = {role: -rank for rank, role in enumerate(TenantRole)}
+
+
+def role_within(role: TenantRole, cap: TenantRole) -> bool:
+    """Whether `role` is `cap` or weaker (an API key's role against its creator's)."""
+    return _TENANT_ROLE_STRENGTH[role] <= _TENANT_ROLE_STRENGTH[cap]
+
+
+def weaker_role(first: TenantRole, second: TenantRole) -> TenantRole:
+    return first if role_within(first, second) else second
+
+
 def may_assign_role(
     actor_role: TenantRole, current_role: TenantRole | None, new_role: TenantRole | None
 ) -> bool:

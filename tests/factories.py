@@ -34,8 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.config import Settings
 from backend.core.database import Base, utcnow
 from backend.core.secrets import hash_token
+from backend.identity.api_keys import display_prefix, new_api_key
 from backend.identity.models import (
     AdminSession,
+    ApiKey,
     ClientRole,
     OAuthClient,
     OneTimePurpose,
@@ -259,6 +261,31 @@ class RefreshTokenFactory(ModelFactory):
     scope = ""
     issued_at = factory.LazyFunction(utcnow)
     expires_at = _from_now(days=1)
+
+
+class ApiKeyFactory(ModelFactory):
+    """A live personal API key of a member role in a new tenant, whose clear value is `key`
+    (the user is not made a member: give `user` one, or use `TenantWorld.add_api_key`)."""
+
+    class Meta:
+        model = ApiKey
+
+    class Params:
+        key = factory.LazyFunction(new_api_key)
+        revoked = factory.Trait(revoked_at=factory.LazyFunction(utcnow))
+        expired = factory.Trait(expires_at=_from_now(minutes=-1))
+
+    id = factory.LazyFunction(uuid.uuid4)
+    user = factory.SubFactory(UserFactory)
+    user_id = factory.SelfAttribute("user.id")
+    scope_tenant = factory.SubFactory(TenantFactory)
+    scope_tenant_id = factory.SelfAttribute("scope_tenant.id")
+    name = factory.Sequence(lambda n: f"Script {n}")
+    prefix = factory.LazyAttribute(lambda row: display_prefix(row.key))
+    key_hash = factory.LazyAttribute(lambda row: hash_token(row.key))
+    role = TenantRole.MEMBER.value
+    expires_at = _from_now(days=30)
+    created_at = factory.LazyFunction(utcnow)
 
 
 class AdminSessionFactory(ModelFactory):

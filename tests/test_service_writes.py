@@ -18,11 +18,12 @@ from fastapi import FastAPI
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.api_keys import service as api_keys
 from backend.core.audit import Actor
 from backend.core.pagination import PageRequest
 from backend.identity import administration, one_time_tokens
 from backend.identity import service as accounts
-from backend.identity.models import ClientRole, OneTimePurpose, PlatformAuditEvent, User
+from backend.identity.models import ApiKey, ClientRole, OneTimePurpose, PlatformAuditEvent, User
 from backend.identity.schemas import SignUp, UserUpdate
 from backend.invitations import acceptance
 from backend.invitations import service as invitations
@@ -49,6 +50,7 @@ from tests.factories import (
 from tests.world import TenantWorld, build_tenant
 
 SERVICE_MODULES = (
+    "backend.api_keys.service",
     "tenants.service",
     "tenants.clients",
     "tenants.audit",
@@ -106,6 +108,15 @@ def _mail(acting: Acting) -> dict[str, Any]:
 
 
 WRITES: dict[str, Write] = {
+    "backend.api_keys.service.create_api_key": lambda a: api_keys.create_api_key(
+        a.session, a.caller, name="CI", role=TenantRole.MEMBER, expires_in_days=30
+    ),
+    "backend.api_keys.service.revoke_api_key": lambda a: _on_api_key(
+        a, lambda key_id: api_keys.revoke_api_key(a.session, a.user("olive"), key_id)
+    ),
+    "backend.api_keys.service.revoke_tenant_api_key": lambda a: _on_api_key(
+        a, lambda key_id: api_keys.revoke_tenant_api_key(a.session, a.caller, key_id)
+    ),
     "tenants.service.create_tenant": lambda a: tenancy.create_tenant(
         a.session, a.actor, "Initech", "initech", owner_id=a.caller.user_id
     ),
@@ -282,6 +293,7 @@ COMPOSITES: dict[str, tuple[Write, list[str]]] = {
 }
 
 READS = {
+    "backend.api_keys.service.list_api_keys",
     "tenants.service.ensure_tenant_context",
     "tenants.service.memberships_of_user",
     "tenants.service.tenants_of_user",
@@ -341,6 +353,10 @@ async def _on_delivery(acting: Acting, write: Callable[[Any], Awaitable[Any]]) -
     return await write(await acting.session.scalar(select(WebhookDelivery)))
 
 
+async def _on_api_key(acting: Acting, write: Callable[[Any], Awaitable[Any]]) -> Any:
+    return await write(await acting.session.scalar(select(ApiKey.id)))
+
+
 def _service_coroutines() -> set[str]:
     found = set()
     for name in SERVICE_MODULES:
@@ -362,6 +378,7 @@ async def _arrange(app: FastAPI, db: AsyncSession) -> TenantWorld:
     await world.add_task(db, "Apollo", assignee="tom")
     await world.add_client(db, "robot", ClientRole.MEMBER)
     await persist(db, WebhookDeliveryFactory(tenant_id=world.id, failed=True))
+    await world.add_api_key(db, "olive", TenantRole.ADMIN)
     async with app.state.database.session_factory() as session, session.begin():
         await enter_tenant(session, world.id)
         caller = await _owner(session, world)

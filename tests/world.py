@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.identity.api_keys import new_api_key
 from backend.identity.models import ClientRole, OAuthClient, User
 from backend.projects.models import Project, Task
 from tenants.models import Tenant
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import bearer, client_bearer
 from tests.factories import (
+    ApiKeyFactory,
     MembershipFactory,
     OAuthClientFactory,
     ProjectFactory,
@@ -72,6 +74,17 @@ class TenantWorld:
         await persist(db, client)
         self.clients[name] = client
         return client
+
+    async def add_api_key(
+        self, db: AsyncSession, who: str, role: TenantRole, **values: object
+    ) -> dict[str, str]:
+        """Bearer headers carrying a new personal API key of member `who` in this tenant."""
+        key = new_api_key()
+        row = ApiKeyFactory(
+            key=key, user=self.users[who], scope_tenant=self.tenant, role=role.value, **values
+        )
+        await persist(db, row)
+        return {"Authorization": f"Bearer {key}"}
 
     async def add_project(
         self,

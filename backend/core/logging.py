@@ -19,6 +19,8 @@ _SECRET_KEYS = re.compile(
     r"(authorization|password|secret|token|cookie|api[_-]?key|private[_-]?key)", re.IGNORECASE
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# A personal API key anywhere in the text, as a secret scanner finds one (`tdk_` + base62).
+_API_KEY = re.compile(r"\btdk_[0-9A-Za-z]{20,}")
 _TOKEN_IN_URL = re.compile(r"(?i)([?&](?:token|refresh_token|access_token|code)=)[^&\s\"']+")
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)\b((?:client_)?(?:password|passwd|secret|token|refresh_token|access_token)\s*[=:]\s*)"
@@ -62,6 +64,8 @@ def redact_text(text: str) -> str:
     folded = text.casefold()
     if "bearer" in folded or "basic" in folded:
         text = _BEARER.sub(rf"\1 {REDACTED}", text)
+    if "tdk_" in text:
+        text = _API_KEY.sub(REDACTED, text)
     if "=" in text or ":" in text:
         text = _TOKEN_IN_URL.sub(rf"\1{REDACTED}", text)
         text = _SECRET_ASSIGNMENT.sub(rf"\1{REDACTED}", text)

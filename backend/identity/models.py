@@ -1,5 +1,5 @@
-"""Global identity tables: users, OAuth2 clients, refresh and one-time tokens, admin panel sessions,
-platform audit."""
+"""Global identity tables: users, OAuth2 clients, refresh and one-time tokens, personal API keys,
+admin panel sessions, platform audit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
 
@@ -74,6 +74,34 @@ class RefreshToken(UUIDPrimaryKey, Base):
     expires_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class ApiKey(UUIDPrimaryKey, CreatedAt, Base):
+    """A personal API key: acts for its user in one tenant, with at most `role`.
+
+    Global, like `refresh_tokens`: a key is found by its hash before any tenant context exists,
+    so its tenant column is `scope_tenant_id`, not `tenant_id`, and every statement names it.
+    Only the key's SHA-256 is stored; `prefix` (its first characters) tells keys apart in lists.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_user_id_created_at_id", "user_id", "created_at", "id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    scope_tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # A `tenants.roles.TenantRole` value (identity sits below the tenants layer); the effective
+    # role is the lower of this one and the user's current role in the tenant.
+    role: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="raise")
 
 
 class AdminSession(CreatedAt, Base):

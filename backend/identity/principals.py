@@ -15,9 +15,21 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, exists, or_, select
 
 from backend.core.audit import Actor
+from backend.core.database import utcnow
 from backend.core.ids import NIL_UUID, parse_uuid
+from backend.identity.api_keys import ApiKeyCredential
 from backend.identity.keys import AccessTokenClaims
-from backend.identity.models import ClientRole, OAuthClient, RefreshToken, RevokedAccessToken, User
+from backend.identity.models import (
+    ApiKey,
+    ClientRole,
+    OAuthClient,
+    RefreshToken,
+    RevokedAccessToken,
+    User,
+)
+
+# What a bearer token turned out to be: a verified access token, or a well-formed API key.
+Credentials = AccessTokenClaims | ApiKeyCredential
 
 
 @dataclass(frozen=True)
@@ -83,11 +95,29 @@ CLIENT_PRINCIPAL: Select[OAuthClient] = select(OAuthClient).where(
 )
 
 
-def principal_parameters(claims: AccessTokenClaims) -> dict[str, Any]:
-    """The values of `USER_PRINCIPAL` and `CLIENT_PRINCIPAL` (each ignores the other's).
+# The active user behind an API key, or no row: the key unknown, revoked or expired, or its user
+# deactivated. A key stands apart from sign-in sessions: "log out everywhere" and a password
+# change leave it working; revoking it, or deactivating its user, ends it. Its tenant and role
+# are the tenant access query's business (`tenants.access`).
+KEY_PRINCIPAL: Select[User] = (
+    select(User)
+    .join(ApiKey, ApiKey.user_id == User.id)
+    .where(
+        ApiKey.key_hash == bindparam("principal_key_hash"),
+        ApiKey.revoked_at.is_(None),
+        ApiKey.expires_at > bindparam("principal_now"),
+        User.is_active.is_(True),
+    )
+)
+
+
+def principal_parameters(claims: Credentials) -> dict[str, Any]:
+    """The values of `USER_PRINCIPAL`, `CLIENT_PRINCIPAL` or `KEY_PRINCIPAL`.
 
     A token without a sign-in session names the nil family, which no refresh token belongs to.
     """
+    if isinstance(claims, ApiKeyCredential):
+        return {"principal_key_hash": claims.key_hash, "principal_now": utcnow()}
     return {
         "principal_user_id": parse_uuid(claims.subject) or NIL_UUID,
         "principal_issued_at": datetime.fromtimestamp(claims.issued_at, UTC),
@@ -98,6 +128,8 @@ def principal_parameters(claims: AccessTokenClaims) -> dict[str, Any]:
     }
 
 
-def principal_statement(claims: AccessTokenClaims) -> Select[Any]:
+def principal_statement(claims: Credentials) -> Select[Any]:
     """The statement that finds the token's principal: a service client's, or a user's."""
+    if isinstance(claims, ApiKeyCredential):
+        return KEY_PRINCIPAL
     return CLIENT_PRINCIPAL if claims.tenant_id is not None else USER_PRINCIPAL

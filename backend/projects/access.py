@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.audit import Actor
 from backend.core.errors import Forbidden, NotFound
 from backend.core.statements import AnySelect
-from backend.identity.keys import AccessTokenClaims
 from backend.identity.models import User
+from backend.identity.principals import Credentials
 from backend.projects.models import Project, ProjectMember
 from tenants.access import TENANT_ACCESS, resolve_tenant_access
 from tenants.caller import TenantCaller
@@ -88,7 +88,7 @@ PROJECT_ACCESS = TENANT_ACCESS.extended(_ProjectLookup())
 
 
 async def resolve_project_access(
-    session: AsyncSession, claims: AccessTokenClaims, tenant_id: uuid.UUID, project_id: uuid.UUID
+    session: AsyncSession, claims: Credentials, tenant_id: uuid.UUID, project_id: uuid.UUID
 ) -> ProjectCaller:
     """The token's caller on the project, with the tenant access, in one query."""
     caller, (project, membership_role) = await resolve_tenant_access(

@@ -17,6 +17,7 @@ from backend.identity.models import ClientRole, User
 from backend.main import create_app
 from tenants.audit import record_audit
 from tenants.isolation import enter_tenant
+from tenants.roles import TenantRole
 from tests.admin.conftest import AdminBrowser, AdminWorld
 from tests.admin.test_tenant_scoping import TENANT_VIEWS
 from tests.cross_tenant import cross_tenant
@@ -30,6 +31,7 @@ WRITABLE = ["tenant", "membership", "project", "project-member", "task", "user"]
 async def full_world(world: AdminWorld, db: AsyncSession) -> AdminWorld:
     """One row at least in every table, the secret-bearing ones included."""
     client = await world.acme.add_client(db, "bot", ClientRole.MEMBER)
+    await world.acme.add_api_key(db, "mia", TenantRole.MEMBER)
     await persist(
         db,
         RefreshTokenFactory(user=world.acme.users["olive"], client=client),

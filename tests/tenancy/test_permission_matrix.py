@@ -1,8 +1,9 @@
 """Every endpoint, called by every kind of caller, answers what the matrix in roles.py says.
 
 Callers: each tenant role without a project role, each project role (held by a tenant member),
-a tenant viewer holding a project editor role (capped at viewer), a stranger from another tenant
-and a service client of each role. Expected statuses are derived from `tenants.roles`, the one
+a tenant viewer holding a project editor role (capped at viewer), a stranger from another tenant,
+a service client of each role, and members acting through personal API keys (with the lower of
+the key's role and their own). Expected statuses are derived from `tenants.roles`, the one
 place the matrix lives; `test_the_matrix_is_the_one_of_the_design` pins that data to DESIGN.md.
 """
 
@@ -17,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.identity.api_keys import new_api_key
 from backend.identity.models import ClientRole, OAuthClient
 from tenants.models import Tenant
 from tenants.roles import (
@@ -30,9 +32,11 @@ from tenants.roles import (
     effective_project_role,
     project_allows,
     tenant_allows,
+    weaker_role,
 )
 from tests.auth import bearer, client_bearer
 from tests.factories import (
+    ApiKeyFactory,
     MembershipFactory,
     OAuthClientFactory,
     ProjectFactory,
@@ -51,12 +55,25 @@ class Caller:
     tenant_role: TenantRole | None = None  # None: a stranger to the tenant
     project_role: ProjectRole | None = None
     is_client: bool = False
+    # Acting through a personal API key of this role in the tenant.
+    key_role: TenantRole | None = None
+
+    @property
+    def role(self) -> TenantRole | None:
+        """The tenant role it acts with."""
+        if self.tenant_role is None or self.key_role is None:
+            return self.tenant_role
+        return weaker_role(self.tenant_role, self.key_role)
+
+    @property
+    def is_person_signed_in(self) -> bool:
+        return not self.is_client and self.key_role is None
 
     def effective_project_role(self) -> ProjectRole | None:
-        assert self.tenant_role is not None
+        assert self.role is not None
         if self.is_client:
-            return CLIENT_PROJECT_ROLE[self.tenant_role]
-        return effective_project_role(self.tenant_role, self.project_role)
+            return CLIENT_PROJECT_ROLE[self.role]
+        return effective_project_role(self.role, self.project_role)
 
 
 CALLERS = [
@@ -72,6 +89,10 @@ CALLERS = [
     Caller("client-admin", TenantRole.ADMIN, is_client=True),
     Caller("client-member", TenantRole.MEMBER, is_client=True),
     Caller("client-viewer", TenantRole.VIEWER, is_client=True),
+    Caller("key-admin-of-owner", TenantRole.OWNER, key_role=TenantRole.ADMIN),
+    Caller("key-viewer-of-admin", TenantRole.ADMIN, key_role=TenantRole.VIEWER),
+    # A member who held a higher role when the key was made: the key acts as a member.
+    Caller("key-owner-of-editor", TenantRole.MEMBER, ProjectRole.EDITOR, TenantRole.OWNER),
 ]
 
 Action = TenantAction | ProjectAction | None  # None: any signed-in user, no tenant involved
@@ -84,7 +105,7 @@ class Endpoint:
     action: Action
     success: int
     body: dict[str, Any] | None = None
-    # Service clients never manage service clients, whatever their role.
+    # Service clients (and API keys) never manage service clients, whatever their role.
     people_only: bool = False
 
     def __str__(self) -> str:
@@ -146,14 +167,14 @@ ENDPOINTS = [
 
 def expected_status(endpoint: Endpoint, caller: Caller) -> int:
     action = endpoint.action
-    if action is None:
-        return 403 if caller.is_client else endpoint.success  # user endpoints
-    if caller.tenant_role is None:
+    if action is None:  # the account's endpoints: a signed-in user only
+        return endpoint.success if caller.is_person_signed_in else 403
+    if caller.role is None:
         return 404
-    if endpoint.people_only and caller.is_client:
+    if endpoint.people_only and not caller.is_person_signed_in:
         return 403
     if isinstance(action, TenantAction):
-        return endpoint.success if tenant_allows(caller.tenant_role, action) else 403
+        return endpoint.success if tenant_allows(caller.role, action) else 403
     project_role = caller.effective_project_role()
     if project_role is None:
         return 404
@@ -215,8 +236,24 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
     await persist(db, *project_members, task)
     delivery = await persist(db, WebhookDeliveryFactory(tenant_id=tenant.id, failed=True))
 
+    keys = {caller.name: new_api_key() for caller in CALLERS if caller.key_role is not None}
+    await persist(
+        db,
+        *(
+            ApiKeyFactory(
+                key=keys[caller.name],
+                user_id=people[caller.name].id,
+                scope_tenant_id=tenant.id,
+                role=caller.key_role.value,
+            )
+            for caller in CALLERS
+            if caller.key_role is not None
+        ),
+    )
+
     headers = {name: bearer(app, user) for name, user in people.items()}
     headers |= {name: client_bearer(app, client) for name, client in clients.items()}
+    headers |= {name: {"Authorization": f"Bearer {key}"} for name, key in keys.items()}
     ids = {
         "tenant": tenant.id,
         "project": project.id,

@@ -1,0 +1,1 @@
+"""Personal API keys: created, listed and revoked by their users; revoked by tenant admins."""
