@@ -31,6 +31,7 @@ async def create_api_key(
 ) -> ApiKeyCreated:
     """Create a personal API key acting in one tenant of the caller's. The key is shown here
     once, and never again; a tenant the caller is not a member of is a 404."""
+    # `user` refuses API keys and service clients (403) before the tenant is looked at.
     caller, _ = await resolve_tenant_access(session, claims, body.tenant_id)
     key, secret = await service.create_api_key(
         session, caller, name=body.name, role=body.role, expires_in_days=body.expires_in_days
