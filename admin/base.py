@@ -54,6 +54,7 @@ from admin.sqladmin_adapter import IdentifierLookup
 from backend.core.database import run_after_commit
 from backend.core.errors import Problem
 from backend.core.ids import parse_uuid
+from backend.core.soft_delete import INCLUDE_DELETED
 from backend.core.statements import AnySelect
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
@@ -186,8 +187,12 @@ class AdminView(IdentifierLookup):
             filters.insert(0, tenant_filter(self.model.tenant_id))
         return filters
 
-    async def fetch(self, session: AsyncSession, pk: str) -> Any:
-        return _found(await session.scalar(self.statement_for_identifier(pk)))
+    async def fetch(self, session: AsyncSession, pk: str, *, in_trash: bool = False) -> Any:
+        """The row `pk` names; with `in_trash`, a deleted row too (to restore it)."""
+        statement = self.statement_for_identifier(pk)
+        if in_trash:
+            statement = statement.execution_options(**INCLUDE_DELETED)
+        return _found(await session.scalar(statement))
 
     async def check_can_view_details(self, request: Request, model: Any) -> bool:
         return await super().check_can_view_details(request, _found(model))
@@ -307,9 +312,13 @@ class AdminView(IdentifierLookup):
 
     # -- custom actions -----------------------------------------------------------------------
 
-    async def run_action(self, request: Request, act: RowAction) -> Response:
+    async def run_action(
+        self, request: Request, act: RowAction, *, in_trash: bool = False, removes: bool = False
+    ) -> Response:
         """Apply `act` to every row named by `?pks=` in one transaction: all of them, or none
-        (a row out of reach is a 404; a refused change comes back as the list's error)."""
+        (a row out of reach is a 404; a refused change comes back as the list's error). With
+        `in_trash`, deleted rows are reached too; after an act that `removes` its row, back
+        to the list."""
         scope = current_scope()
         pks = [pk for pk in request.query_params.get("pks", "").split(",") if pk]
         list_url = request.url_for("admin:list", identity=self.identity)
@@ -319,10 +328,10 @@ class AdminView(IdentifierLookup):
             async with self.writing(scope) as session:
                 for pk in pks:
                     await enter_row_tenant(session, scope, self.tenant_of_identifier(pk))
-                    await act(session, scope, await self.fetch(session, pk))
+                    await act(session, scope, await self.fetch(session, pk, in_trash=in_trash))
         except (AdminWriteRefused, Problem) as exc:
             return RedirectResponse(list_url.include_query_params(error=str(exc)), 302)
-        if len(pks) == 1:
+        if len(pks) == 1 and not removes:
             return RedirectResponse(
                 request.url_for("admin:details", identity=self.identity, pk=pks[0]), 302
             )

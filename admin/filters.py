@@ -11,6 +11,7 @@ from sqlalchemy import false, select
 from starlette.requests import Request
 
 from backend.core.ids import parse_uuid
+from backend.core.soft_delete import INCLUDE_DELETED
 from backend.core.statements import AnySelect
 from tenants.models import Tenant
 
@@ -39,6 +40,26 @@ class LookupFilter:
             return query
         chosen = parse_uuid(value)
         return query.where(false() if chosen is None else self.column == chosen)
+
+
+class TrashFilter(StaticValuesFilter):
+    """ "In the trash: yes" lists the deleted rows, which every list hides otherwise (the
+    soft-delete filter); the one read of the panel that opts out of it."""
+
+    PARAMETER = "trash"
+
+    def __init__(self, deleted_at: Any) -> None:
+        super().__init__(deleted_at, [("yes", "Yes")], "In the trash", self.PARAMETER)
+
+    @classmethod
+    def chosen(cls, request: Request) -> bool:
+        return request.query_params.get(cls.PARAMETER) == "yes"
+
+    async def get_filtered_query(self, query: AnySelect, value: Any, model: Any) -> AnySelect:
+        if value != "yes":
+            return query
+        deleted_at: Any = self.column
+        return query.where(deleted_at.is_not(None)).execution_options(**INCLUDE_DELETED)
 
 
 def tenant_filter(column: Any) -> LookupFilter:

@@ -25,9 +25,9 @@ WRITE = READ | {Action.CREATE, Action.EDIT, Action.DELETE}
 TENANT_ADMIN_GRANTS: dict[str, frozenset[str]] = {
     "tenant": READ,
     "membership": READ | {Action.EDIT, Action.DELETE},
-    "project": WRITE,
+    "project": WRITE | {custom_action("restore")},
     "project-member": WRITE,
-    "task": WRITE,
+    "task": WRITE | {custom_action("restore")},
     "invitation": READ | {custom_action("resend"), custom_action("revoke")},
     "api-key": READ | {custom_action("revoke")},
     "audit-event": READ,

@@ -29,6 +29,7 @@ from backend.core.ids import parse_uuid
 from backend.identity.models import ApiKey, User
 from backend.invitations import service as invitations
 from backend.invitations.models import Invitation, InvitationStatus
+from tenants import lifecycle
 from tenants import service as tenancy
 from tenants.models import AuditEvent, Membership, Tenant, TenantStatus
 from tenants.roles import TenantRole
@@ -47,7 +48,15 @@ class TenantAdmin(AdminView, model=Tenant):
     category = TENANCY
     can_delete = False  # suspend instead; deleting is the owner's, through the API
     column_list = [Tenant.name, Tenant.slug, Tenant.status, Tenant.created_at]
-    column_details_list = [Tenant.id, Tenant.name, Tenant.slug, Tenant.status, Tenant.created_at]
+    column_details_list = [
+        Tenant.id,
+        Tenant.name,
+        Tenant.slug,
+        Tenant.status,
+        Tenant.purge_after,
+        Tenant.created_at,
+    ]
+    column_labels = {Tenant.purge_after: "purged after"}
     column_searchable_list = [Tenant.name, Tenant.slug]
     column_sortable_list = [Tenant.name, Tenant.slug, Tenant.status, Tenant.created_at]
     column_default_sort = [(Tenant.name, False)]
@@ -98,6 +107,20 @@ class TenantAdmin(AdminView, model=Tenant):
     @action("reactivate", "Reactivate", "Reactivate? Its API opens again.")
     async def reactivate(self, request: Request) -> Response:
         return await self.run_action(request, self.reactivate_row)
+
+    async def restore_row(self, session: AsyncSession, scope: AdminScope, tenant: Tenant) -> None:
+        await lifecycle.restore_tenant(session, await tenant_caller(session, scope, tenant.id))
+
+    async def purge_row(self, session: AsyncSession, scope: AdminScope, tenant: Tenant) -> None:
+        await lifecycle.purge_tenant_now(session, await tenant_caller(session, scope, tenant.id))
+
+    @action("restore", "Restore", "Cancel the deletion? The tenant is active again.")
+    async def restore(self, request: Request) -> Response:
+        return await self.run_action(request, self.restore_row)
+
+    @action("purge", "Purge now", "Purge now? Every row of the tenant goes, for good.")
+    async def purge(self, request: Request) -> Response:
+        return await self.run_action(request, self.purge_row, removes=True)
 
 
 def members_only(request: Request, term: str) -> ColumnElement[bool]:

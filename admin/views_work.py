@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqladmin import action
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
 
 from admin.base import AdminView, person
 from admin.callers import admin_project_caller, tenant_caller
-from admin.filters import LookupFilter, enum_filter
+from admin.filters import LookupFilter, TrashFilter, enum_filter
 from admin.pickers import ASSIGNEE, MEMBER, PROJECT, TENANT
 from admin.scoping import AdminScope
+from backend.core.soft_delete import INCLUDE_DELETED
+from backend.core.statements import AnySelect
 from backend.projects import service as projects
 from backend.projects import tasks
 from backend.projects.models import Project, ProjectMember, Task, TaskStatus
@@ -29,6 +34,32 @@ def project_filter(column: Any) -> LookupFilter:
     return LookupFilter(column, Project.id, Project.name, "Project", "project")
 
 
+class TrashableView(AdminView):
+    """A view of soft-deletable rows: the lists hide deleted rows unless "In the trash" is
+    chosen; a deleted row's page shows when and by whom; "Restore" brings rows back through
+    the service (`restore_row`)."""
+
+    def get_filters(self) -> list[Any]:
+        model: Any = self.model
+        return [*super().get_filters(), TrashFilter(model.deleted_at)]
+
+    async def count(self, request: Request, stmt: AnySelect | None = None) -> int:
+        # SQLAdmin counts a subquery of the filtered list, which drops its execution options.
+        if stmt is not None and TrashFilter.chosen(request):
+            stmt = stmt.execution_options(**INCLUDE_DELETED)
+        return await super().count(request, stmt)
+
+    def details_query(self, request: Request) -> AnySelect:
+        return super().details_query(request).execution_options(**INCLUDE_DELETED)
+
+    async def restore_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
+        raise NotImplementedError
+
+    @action("restore", "Restore", "Restore from the trash?")
+    async def restore(self, request: Request) -> Response:
+        return await self.run_action(request, self.restore_row, in_trash=True)
+
+
 def _email(member: Any) -> str:
     return member.user.email if member.user else ""
 
@@ -39,7 +70,7 @@ def _name(obj: Any, prop: Any) -> str:
     return related.name if related else ""
 
 
-class ProjectAdmin(AdminView, model=Project):
+class ProjectAdmin(TrashableView, model=Project):
     name = "Project"
     icon = "fa-solid fa-folder"
     category = WORK
@@ -52,13 +83,16 @@ class ProjectAdmin(AdminView, model=Project):
         Project.created_by,
         Project.created_at,
         Project.updated_at,
+        Project.deleted_at,
+        Project.deleted_by,
     ]
     column_formatters_detail = {
         Project.tenant: _name,
         Project.created_by: person("creator", "created_by"),
+        Project.deleted_by: person("deleter", "deleted_by"),
     }
-    column_labels = {Project.created_by: "created by"}
-    details_loads = (Project.creator,)
+    column_labels = {Project.created_by: "created by", Project.deleted_by: "deleted by"}
+    details_loads = (Project.creator, Project.deleter)
     column_searchable_list = [Project.name]
     column_sortable_list = [Project.name, Project.created_at, Project.updated_at]
     column_default_sort = [(Project.created_at, True)]
@@ -86,6 +120,10 @@ class ProjectAdmin(AdminView, model=Project):
     async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
         caller = await admin_project_caller(session, scope, obj.tenant_id, obj.id)
         await projects.delete_project(session, caller)
+
+    async def restore_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
+        caller = await tenant_caller(session, scope, obj.tenant_id)
+        await projects.restore_project(session, caller, obj.id)
 
 
 class ProjectMemberAdmin(AdminView, model=ProjectMember):
@@ -157,7 +195,7 @@ class ProjectMemberAdmin(AdminView, model=ProjectMember):
         await projects.remove_project_member(session, caller, obj.user_id)
 
 
-class TaskAdmin(AdminView, model=Task):
+class TaskAdmin(TrashableView, model=Task):
     name = "Task"
     icon = "fa-solid fa-list-check"
     category = WORK
@@ -173,6 +211,8 @@ class TaskAdmin(AdminView, model=Task):
         Task.created_by,
         Task.created_at,
         Task.updated_at,
+        Task.deleted_at,
+        Task.deleted_by,
     ]
     column_formatters = {
         Task.project: _name,
@@ -182,10 +222,15 @@ class TaskAdmin(AdminView, model=Task):
         **column_formatters,
         Task.tenant: _name,
         Task.created_by: person("creator", "created_by"),
+        Task.deleted_by: person("deleter", "deleted_by"),
     }
-    column_labels = {Task.assignee_id: "assignee", Task.created_by: "created by"}
+    column_labels = {
+        Task.assignee_id: "assignee",
+        Task.created_by: "created by",
+        Task.deleted_by: "deleted by",
+    }
     list_loads = (Task.assignee,)
-    details_loads = (Task.assignee, Task.creator)
+    details_loads = (Task.assignee, Task.creator, Task.deleter)
     column_export_list = [  # ids, as before: exports are data, not pages
         Task.title,
         Task.status,
@@ -232,3 +277,7 @@ class TaskAdmin(AdminView, model=Task):
     async def delete_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
         caller = await admin_project_caller(session, scope, obj.tenant_id, obj.project_id)
         await tasks.delete_task(session, caller, obj.id)
+
+    async def restore_row(self, session: AsyncSession, scope: AdminScope, obj: Any) -> None:
+        caller = await admin_project_caller(session, scope, obj.tenant_id, obj.project_id)
+        await tasks.restore_task(session, caller, obj.id)

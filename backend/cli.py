@@ -1,4 +1,4 @@
-"""`tenantdesk`: migrations, the superuser, and the server."""
+"""`tenantdesk`: migrations, the superuser, the purge, and the server."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from backend.core.logging import configure_logging
 from backend.core.mail import Mailer, finish_deliveries
 from backend.identity.bootstrap import bootstrap, ensure_superuser, set_superuser
 from backend.identity.passwords import Passwords
+from backend.projects.purge import PurgeReport, run_purge
 from backend.webhooks.dispatcher import Dispatcher
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +147,28 @@ def bootstrap_command() -> None:
     settings = _settings()
     passwords = Passwords(settings)
     asyncio.run(_as_owner(settings, lambda session: bootstrap(session, settings, passwords)))
+
+
+@app.command("purge")
+def purge_command() -> None:
+    """Purge the trash past TRASH_RETENTION_DAYS and the tenants past their grace period, as the
+    app role; exit 1 when another worker is purging (the lease is held)."""
+    settings = _settings()
+
+    async def purge() -> PurgeReport | None:
+        database = Database.from_settings(settings)
+        try:
+            return await run_purge(database, settings)
+        finally:
+            await database.dispose()
+
+    report = asyncio.run(purge())
+    if report is None:
+        typer.echo("Another purge is running; nothing done.", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"Purged {report.tenants} tenants, {report.projects} projects and {report.tasks} tasks."
+    )
 
 
 @app.command("generate-secrets")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +35,9 @@ from backend.invitations import pages as invitation_pages
 from backend.invitations import router as invitations
 from backend.invitations.limits import InvitationLimits
 from backend.openapi import install_openapi, operation_id
+from backend.projects.purge import purge_daily
 from backend.projects.router import router as projects_router
+from backend.projects.router import trash_router
 from backend.webhooks.dispatcher import Dispatcher
 from backend.webhooks.router import router as webhooks_router
 from backend.webhooks.service import Webhooks
@@ -54,9 +58,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # frozen out of the garbage collector's reach, it is not walked again by every full
         # collection, each of which would otherwise pause the event loop for its whole length.
         gc.freeze()
+        purging: asyncio.Task[None] | None = None
         dispatcher = None
         try:
             await check_app_role(app.state.database.engine, settings)
+            if settings.purge_interval_seconds > 0:
+                purging = asyncio.create_task(purge_daily(app.state.database, settings))
             if settings.webhook_dispatcher_in_process:
                 dispatcher = Dispatcher(
                     app.state.database, settings, app.state.mailer, outages=outages
@@ -64,6 +71,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 dispatcher.start()
             yield
         finally:
+            if purging is not None:
+                purging.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purging
             # Webhook sends under way, then mail queued (some by the dispatcher), within the
             # one grace period.
             grace = settings.shutdown_grace_seconds
@@ -118,6 +129,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(api_keys_router)
     app.include_router(tenants_router)
     app.include_router(projects_router)
+    app.include_router(trash_router)
     app.include_router(identity_router)
     app.include_router(invitations.tenant_router)
     app.include_router(invitations.public_router)

@@ -1,5 +1,6 @@
 """Every model, imported once so that metadata is complete (Alembic, tests, the app)."""
 
+from backend.core import leases
 from backend.core.database import Base
 from backend.identity import models as identity_models
 from backend.invitations import models as invitation_models
@@ -13,6 +14,7 @@ metadata = Base.metadata
 __all__ = [
     "identity_models",
     "invitation_models",
+    "leases",
     "metadata",
     "outbox_models",
     "project_models",

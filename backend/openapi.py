@@ -33,8 +33,10 @@ RETRY_AFTER = {
 ERROR_DESCRIPTIONS = {
     400: "The request cannot be served as it is (see `detail`).",
     401: "The bearer token is missing, not valid, or no longer valid.",
-    403: "The caller may not do this (role, suspended tenant, a service client, or an API key "
-    "outside its tenant's routes).",
+    403: (
+        "The caller may not do this (role, a suspended tenant or one scheduled for deletion, "
+        "a service client, or an API key outside its tenant's routes)."
+    ),
     404: "Not found, or not visible to the caller.",
     409: "The request conflicts with the current state (see `detail`).",
     410: "The link was used, withdrawn, replaced or has expired.",
@@ -128,6 +130,7 @@ OPERATIONS: dict[str, Operation] = {
     "read_tenant": Operation("tenants-read"),
     "update_tenant": Operation("tenants-update", errors=(409,)),
     "delete_tenant": Operation("tenants-delete"),
+    "restore_tenant": Operation("tenants-restore", errors=(409,)),
     "list_members": Operation("members-list"),
     "read_member": Operation("members-read"),
     "change_member_role": Operation("members-change-role", errors=(409,)),
@@ -136,11 +139,12 @@ OPERATIONS: dict[str, Operation] = {
     "create_service_client": Operation("service-clients-create"),
     "list_service_clients": Operation("service-clients-list"),
     "revoke_service_client": Operation("service-clients-revoke"),
-    "create_project": Operation("projects-create"),
+    "create_project": Operation("projects-create", errors=(409,)),
     "list_projects": Operation("projects-list"),
     "read_project": Operation("projects-read"),
-    "update_project": Operation("projects-update"),
+    "update_project": Operation("projects-update", errors=(409,)),
     "delete_project": Operation("projects-delete"),
+    "restore_project": Operation("projects-restore", errors=(409,)),
     "list_project_members": Operation("project-members-list"),
     "read_project_member": Operation("project-members-read"),
     "put_project_member": Operation("project-members-put"),
@@ -150,6 +154,8 @@ OPERATIONS: dict[str, Operation] = {
     "read_task": Operation("tasks-read"),
     "update_task": Operation("tasks-update"),
     "delete_task": Operation("tasks-delete"),
+    "restore_task": Operation("tasks-restore"),
+    "list_trash": Operation("trash-list"),
     "invite_to_tenant": Operation("invitations-create", errors=(409, 429)),
     "invite_to_project": Operation("project-invitations-create", errors=(409, 429)),
     "list_invitations": Operation("invitations-list"),

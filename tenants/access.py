@@ -3,7 +3,8 @@
 One query, built once at import, loads the principal (active user, unrevoked service client, or
 the user behind a valid API key of this tenant) together with its membership and the tenant. A
 key acts with the lower of its role and the user's current one, so a demotion applies at once.
-Not a member: 404, so that other tenants' ids reveal nothing. A suspended tenant: 403. Then the
+Not a member: 404, so that other tenants' ids reveal nothing. A suspended tenant, or one
+pending deletion (except on the routes that `tenants.lifecycle` keeps open): 403. Then the
 session is scoped to the tenant for the rest of the request.
 No FastAPI here: `tenants.dependencies` wraps it for the routes.
 """
@@ -36,6 +37,10 @@ from tenants.roles import TenantRole, weaker_role
 
 TENANT_NOT_FOUND = "No such tenant."
 TENANT_SUSPENDED = "This tenant is suspended. Contact the platform administrators."
+TENANT_PENDING_DELETION = (
+    "This tenant is scheduled for deletion{when}. Until then its owner may restore it with "
+    "POST /api/v1/tenants/{tenant_id}/restore, and export its data."
+)
 
 
 class AccessExtension(Protocol):
@@ -120,9 +125,12 @@ async def resolve_tenant_access(
     tenant_id: uuid.UUID,
     queries: AccessQueries = TENANT_ACCESS,
     parameters: dict[str, Any] | None = None,
+    *,
+    open_while_pending_deletion: bool = False,
 ) -> tuple[TenantCaller, tuple[Any, ...]]:
     """The caller behind `claims` in `tenant_id`, and what the extension of `queries` added to
-    the query (whose own values are `parameters`)."""
+    the query (whose own values are `parameters`). A tenant pending deletion is refused unless
+    the route is `open_while_pending_deletion`."""
     # The context is set before the lookup: membership rows are only visible inside it (RLS).
     await enter_tenant(session, tenant_id)
     values = principal_parameters(claims) | {"access_tenant_id": tenant_id} | (parameters or {})
@@ -134,6 +142,14 @@ async def resolve_tenant_access(
     else:
         client, tenant, *extra = await _one_or_refuse(session, queries.client, values, claims)
         caller = TenantCaller(tenant=tenant, role=TenantRole(client.role), client=client)
-    if caller.tenant.status is TenantStatus.SUSPENDED:
+    status = caller.tenant.status
+    if status is TenantStatus.SUSPENDED:
         raise Forbidden(TENANT_SUSPENDED)
+    if status is TenantStatus.PENDING_DELETION and not open_while_pending_deletion:
+        raise Forbidden(pending_deletion_detail(caller.tenant))
     return caller, tuple(extra)
+
+
+def pending_deletion_detail(tenant: Tenant) -> str:
+    when = f" on {tenant.purge_after:%Y-%m-%d %H:%M} UTC" if tenant.purge_after else ""
+    return TENANT_PENDING_DELETION.format(when=when, tenant_id=tenant.id)

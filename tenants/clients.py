@@ -25,8 +25,10 @@ from tenants.roles import TenantAction
 def _require_person_who_manages(caller: TenantCaller) -> None:
     """Only people, signed in, manage service clients: a client (or an API key) minting clients
     could outlive its own revocation, and an admin-role client would multiply itself."""
-    if caller.is_service_client or caller.api_key_id is not None:
-        raise Forbidden("Service clients and API keys cannot create or manage service clients.")
+    if caller.is_service_client:
+        raise Forbidden("Service clients cannot create or manage service clients.")
+    if caller.api_key_id is not None:
+        raise Forbidden("API keys cannot create or manage service clients: sign in.")
     caller.require(TenantAction.MANAGE)
 
 

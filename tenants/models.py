@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +19,8 @@ from tenants.roles import TenantRole
 class TenantStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    # Deleted by its owner: closed, restorable until `purge_after`, then purged for good.
+    PENDING_DELETION = "pending_deletion"
 
 
 class Tenant(UUIDPrimaryKey, CreatedAt, Versioned, Base):
@@ -28,6 +31,7 @@ class Tenant(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     status: Mapped[TenantStatus] = mapped_column(
         string_enum(TenantStatus, "tenant_status"), default=TenantStatus.ACTIVE
     )
+    purge_after: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Membership(TenantScoped, CreatedAt, Versioned, Base):

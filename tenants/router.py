@@ -1,13 +1,14 @@
 """HTTP routes of the tenants layer. Thin: parse, call the service, shape the answer.
 
 Every route under `/api/v1/tenants/{tenant_id}/` takes `TenantAccess`, which answers 404 to
-strangers and 403 for a suspended tenant before the handler runs; the service then checks the
-action against the matrix, which answers 403 for a too-weak role.
+strangers and 403 for a suspended tenant (or one pending deletion) before the handler runs; the
+service then checks the action against the matrix, which answers 403 for a too-weak role.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
@@ -15,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
 from backend.core.database import DbSession
+from backend.core.dependencies import AppSettings
 from backend.core.pagination import Page
 from backend.core.request_params import (
+    ETAG_HEADER,
     READ_RESPONSES,
     UPDATE_RESPONSES,
     WRITE_RESPONSES,
@@ -29,7 +32,7 @@ from backend.identity import service as identity_service
 from backend.identity.dependencies import CurrentUser
 from backend.identity.models import User
 from backend.identity.schemas import UserRead, UserUpdate
-from tenants import audit, clients, service
+from tenants import audit, clients, lifecycle, service
 from tenants.dependencies import TenantAccess
 from tenants.roles import TenantRole
 from tenants.schemas import (
@@ -40,6 +43,7 @@ from tenants.schemas import (
     ServiceClientCreated,
     ServiceClientOut,
     TenantCreate,
+    TenantDeletionScheduled,
     TenantOut,
     TenantUpdate,
     UserWithMemberships,
@@ -111,11 +115,26 @@ async def update_tenant(
 
 
 @tenants_router.delete(
-    "/{tenant_id}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE_RESPONSES
+    "/{tenant_id}", status_code=status.HTTP_202_ACCEPTED, responses=WRITE_RESPONSES
 )
-async def delete_tenant(caller: TenantAccess, session: DbSession, condition: IfMatch) -> None:
-    """Delete the tenant and every row it holds (owners only)."""
-    await service.delete_tenant(session, caller, precondition=condition)
+async def delete_tenant(
+    caller: TenantAccess, session: DbSession, condition: IfMatch, settings: AppSettings
+) -> TenantDeletionScheduled:
+    """Schedule the tenant's deletion (owners only): closed at once, and purged with every row
+    it holds after `TENANT_DELETION_GRACE_DAYS`, unless its owner restores it before."""
+    grace = timedelta(days=settings.tenant_deletion_grace_days)
+    tenant = await lifecycle.delete_tenant(session, caller, grace=grace, precondition=condition)
+    if tenant.purge_after is None:  # a bug: scheduling sets it
+        raise RuntimeError("a tenant pending deletion has no purge time")
+    return TenantDeletionScheduled(purge_after=tenant.purge_after)
+
+
+@tenants_router.post("/{tenant_id}/restore", responses={200: {"headers": ETAG_HEADER}})
+async def restore_tenant(caller: TenantAccess, session: DbSession, response: Response) -> TenantOut:
+    """Cancel the tenant's deletion (owners only): it is active again."""
+    tenant = await lifecycle.restore_tenant(session, caller)
+    response.headers["ETag"] = service.tenant_tag(tenant, caller.role)
+    return service.tenant_out(tenant, caller.role)
 
 
 @tenants_router.get("/{tenant_id}/members")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -52,8 +52,17 @@ class TenantOut(BaseModel):
     slug: str
     name: str
     status: TenantStatus
+    purge_after: datetime | None = Field(
+        default=None,
+        description="When a tenant pending deletion is purged, unless its owner restores it.",
+    )
     created_at: datetime
     role: TenantRole = Field(description="The caller's role in the tenant.")
+
+
+class TenantDeletionScheduled(BaseModel):
+    status: Literal["pending_deletion"] = "pending_deletion"
+    purge_after: datetime = Field(description="When the tenant is purged, unless restored.")
 
 
 class MemberOut(BaseModel):

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor, apply_changes
@@ -24,12 +23,12 @@ from backend.core.conditional import (
     delete_at_version,
     entity_tag,
     flush_at_version,
+    flush_unique,
 )
 from backend.core.database import utcnow
 from backend.core.errors import Conflict, Forbidden, NotFound
 from backend.core.pagination import PageRequest, fetch_page
 from backend.core.statements import AnySelect
-from backend.identity.audit import record_platform_audit
 from backend.identity.models import User
 from tenants.access import TENANT_NOT_FOUND
 from tenants.audit import record_audit
@@ -115,10 +114,8 @@ async def tenants_of_user(
 async def _flush_unique_slug(
     session: AsyncSession, precondition: Preconditions = ANY_VERSION
 ) -> None:
-    try:
-        await flush_at_version(session, precondition)
-    except IntegrityError as exc:  # the slug is the tenants table's one unique column
-        raise Conflict(SLUG_TAKEN) from exc
+    # The slug is the tenants table's one unique column.
+    await flush_unique(session, SLUG_TAKEN, precondition)
 
 
 async def create_tenant(
@@ -145,6 +142,7 @@ def tenant_out(tenant: Tenant, role: TenantRole) -> TenantOut:
         slug=tenant.slug,
         name=tenant.name,
         status=tenant.status,
+        purge_after=tenant.purge_after,
         created_at=tenant.created_at,
         role=role,
     )
@@ -180,21 +178,6 @@ async def update_tenant(
     record_audit(session, caller.actor, "tenant.updated", "tenant", tenant.id, changes)
     await _flush_unique_slug(session, precondition)
     return tenant
-
-
-async def delete_tenant(
-    session: AsyncSession, caller: TenantCaller, *, precondition: Preconditions = ANY_VERSION
-) -> None:
-    """Delete the tenant (owners); its rows in every tenant table go with it (ON DELETE CASCADE).
-
-    The tenant's own audit log goes too, so the deletion is recorded in the platform log.
-    """
-    caller.require(TenantAction.DELETE)
-    tenant = caller.tenant
-    precondition.require_match(tenant_tag(tenant, caller.role))
-    data = {"name": tenant.name, "slug": tenant.slug}
-    record_platform_audit(session, caller.actor, "tenant.deleted", "tenant", tenant.id, data)
-    await delete_at_version(session, Tenant, Tenant.id == tenant.id, tenant.version, precondition)
 
 
 async def set_tenant_status(

@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,7 +24,7 @@ from alembic.config import Config
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alembic import command
@@ -35,6 +36,7 @@ from backend.core.config import (
     generate_private_key_pem,
 )
 from backend.core.database import Database, create_engine
+from backend.core.leases import Lease
 from backend.identity.bootstrap import ensure_default_client
 from backend.main import create_app
 from backend.models import metadata
@@ -159,6 +161,8 @@ def settings(database_urls: DatabaseUrls, smtp_server: SmtpServer) -> Settings:
         # makes up URLs) is sent nowhere but to this machine, and looked up nowhere.
         webhook_dispatcher_in_process=False,
         webhook_allowed_hosts=["127.0.0.1", "localhost"],
+        # The daily purge would run at start-up, beside the tests; its own tests start it.
+        purge_interval_seconds=0,
     )
 
 
@@ -196,14 +200,20 @@ async def superuser_engine(migrated: DatabaseUrls) -> AsyncIterator[AsyncEngine]
     await engine.dispose()
 
 
+# Rows the migrations make, which the app only updates: kept, and set back to how they start.
+MIGRATION_ROWS = {Lease.__tablename__}
+
+
 async def _reset_data(engine: AsyncEngine, kind: str) -> None:
-    tables = [table.name for table in reversed(metadata.sorted_tables)]
+    tables = [t.name for t in reversed(metadata.sorted_tables) if t.name not in MIGRATION_ROWS]
     async with engine.begin() as connection:
         if kind == "postgresql":
             await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
         else:
             for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))
+        free = datetime(1970, 1, 1, tzinfo=UTC)
+        await connection.execute(update(Lease).values(holder="", held_until=free))
 
 
 @pytest.fixture

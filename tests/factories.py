@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import Settings
 from backend.core.database import Base, utcnow
+from backend.core.leases import Lease
 from backend.core.secrets import hash_token
 from backend.identity.api_keys import display_prefix, new_api_key
 from backend.identity.models import (
@@ -156,6 +157,9 @@ class ProjectFactory(ModelFactory):
     class Meta:
         model = Project
 
+    class Params:
+        in_trash = factory.Trait(deleted_at=factory.LazyFunction(utcnow))
+
     tenant = factory.SubFactory(TenantFactory)
     tenant_id = factory.SelfAttribute("tenant.id")
     id = factory.LazyFunction(uuid.uuid4)
@@ -194,6 +198,7 @@ class TaskFactory(ModelFactory):
 
     class Params:
         done = factory.Trait(status=TaskStatus.DONE)
+        in_trash = factory.Trait(deleted_at=factory.LazyFunction(utcnow))
 
     tenant = factory.SubFactory(TenantFactory)
     tenant_id = factory.SelfAttribute("tenant.id")
@@ -506,6 +511,17 @@ class WebhookAttemptFactory(ModelFactory):
     response_body = "oops"
     next_attempt_at = _from_now(seconds=5)
     created_at = factory.LazyFunction(utcnow)
+
+
+class LeaseFactory(ModelFactory):
+    """A lease of a periodic job; the migrations make the real ones (`backend.core.leases`)."""
+
+    class Meta:
+        model = Lease
+
+    name = factory.Sequence(lambda n: f"job.{n}")
+    holder = ""
+    held_until = factory.LazyFunction(utcnow)
 
 
 _TABLE_ORDER = {table.name: index for index, table in enumerate(Base.metadata.sorted_tables)}

@@ -16,7 +16,7 @@ from backend.cli import app as cli
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["db"], ["db", "upgrade"], ["db", "downgrade"], ["db", "current"],
             ["create-superuser"], ["set-superuser"], ["bootstrap"], ["serve"],
-            ["generate-secrets"]]  # fmt: skip
+            ["generate-secrets"], ["purge"]]  # fmt: skip
 
 
 def run_cli(
@@ -65,6 +65,15 @@ def test_migrate_then_create_a_superuser_asking_for_the_password(tmp_path: Path)
     again = run_cli("create-superuser", "--email", "root@example.com", "--password", "x" * 12,
                     cwd=tmp_path)  # fmt: skip
     assert "exists already" in again.stdout
+
+
+def test_purge_runs_on_a_migrated_database(tmp_path: Path) -> None:
+    assert run_cli("db", "upgrade", cwd=tmp_path).returncode == 0
+
+    purged = run_cli("purge", cwd=tmp_path)
+
+    assert purged.returncode == 0, purged.stderr
+    assert "Purged 0 tenants, 0 projects and 0 tasks." in purged.stdout
 
 
 def test_generated_secrets_are_accepted_by_production_settings(tmp_path: Path) -> None:

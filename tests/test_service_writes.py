@@ -10,16 +10,18 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.api_keys import service as api_keys
 from backend.core.audit import Actor
+from backend.core.database import utcnow
 from backend.core.pagination import PageRequest
 from backend.identity import administration, one_time_tokens
 from backend.identity import service as accounts
@@ -29,12 +31,12 @@ from backend.invitations import acceptance
 from backend.invitations import service as invitations
 from backend.invitations.tokens import issue_token
 from backend.projects import service as projects
-from backend.projects import tasks
+from backend.projects import tasks, trash
 from backend.projects.access import ProjectCaller, project_caller
 from backend.projects.models import TaskStatus
 from backend.webhooks import service as webhooks
 from backend.webhooks.models import WebhookDelivery
-from tenants import clients
+from tenants import clients, lifecycle
 from tenants import service as tenancy
 from tenants.caller import TenantCaller
 from tenants.isolation import enter_tenant
@@ -54,8 +56,10 @@ SERVICE_MODULES = (
     "tenants.service",
     "tenants.clients",
     "tenants.audit",
+    "tenants.lifecycle",
     "backend.projects.service",
     "backend.projects.tasks",
+    "backend.projects.trash",
     "backend.invitations.service",
     "backend.identity.administration",
     "backend.webhooks.service",
@@ -123,7 +127,18 @@ WRITES: dict[str, Write] = {
     "tenants.service.update_tenant": lambda a: tenancy.update_tenant(
         a.session, a.caller, name="Acme 2", slug=None
     ),
-    "tenants.service.delete_tenant": lambda a: tenancy.delete_tenant(a.session, a.caller),
+    "tenants.lifecycle.delete_tenant": lambda a: lifecycle.delete_tenant(
+        a.session, a.caller, grace=timedelta(days=14)
+    ),
+    "tenants.lifecycle.restore_tenant": lambda a: _pending(
+        a, lambda: lifecycle.restore_tenant(a.session, a.caller)
+    ),
+    "tenants.lifecycle.purge_tenant_now": lambda a: _pending(
+        a, lambda: lifecycle.purge_tenant_now(a.session, replace(a.caller, platform=True))
+    ),
+    "tenants.lifecycle.purge_due_tenant": lambda a: _pending(
+        a, lambda: lifecycle.purge_due_tenant(a.session, a.caller.tenant_id, utcnow())
+    ),
     "tenants.service.set_tenant_status": lambda a: tenancy.set_tenant_status(
         a.session, a.caller.tenant_id, TenantStatus.SUSPENDED, a.actor
     ),
@@ -154,6 +169,12 @@ WRITES: dict[str, Write] = {
     "backend.projects.service.delete_project": lambda a: projects.delete_project(
         a.session, a.on_apollo
     ),
+    "backend.projects.service.restore_project": lambda a: _in_trash(
+        a, a.on_apollo.project, lambda: projects.restore_project(a.session, a.caller, _apollo(a))
+    ),
+    "backend.projects.trash.purge_trash": lambda a: _in_trash(
+        a, a.on_apollo.project, lambda: trash.purge_trash(a.session, utcnow())
+    ),
     "backend.projects.service.set_project_member": lambda a: projects.set_project_member(
         a.session, a.on_apollo, a.user("tom").id, ProjectRole.VIEWER
     ),
@@ -176,6 +197,9 @@ WRITES: dict[str, Write] = {
     ),
     "backend.projects.tasks.delete_task": lambda a: tasks.delete_task(
         a.session, a.on_apollo, a.world.tasks[0].id
+    ),
+    "backend.projects.tasks.restore_task": lambda a: _in_trash(
+        a, a.world.tasks[0], lambda: tasks.restore_task(a.session, a.on_apollo, a.world.tasks[0].id)
     ),
     "backend.invitations.service.create_invitation": lambda a: invitations.create_invitation(
         a.session, a.caller, email="nina@example.com", role=TenantRole.MEMBER, **_mail(a)
@@ -310,6 +334,8 @@ READS = {
     "backend.webhooks.service.list_webhooks",
     "backend.webhooks.service.get_webhook",
     "backend.webhooks.service.list_attempts",
+    "backend.projects.trash.list_trash",
+    "tenants.lifecycle.tenants_due_for_purge",
     "backend.identity.service.find_user_by_email",
     "backend.identity.service.verify_credentials",
     "backend.invitations.acceptance.find_by_token",
@@ -328,6 +354,29 @@ PARTS = {
     "backend.invitations.acceptance.accept_opened": "accept",
     "backend.invitations.acceptance.accept_opened_as_new_user": "accept_as_new_user",
 }
+
+
+def _apollo(acting: Acting) -> Any:
+    return acting.on_apollo.project.id
+
+
+async def _pending(acting: Acting, write: Callable[[], Awaitable[Any]]) -> Any:
+    """`write` on the tenant once its deletion is due (set directly: no event of its own)."""
+    tenant = acting.caller.tenant
+    tenant.status, tenant.purge_after = TenantStatus.PENDING_DELETION, utcnow()
+    await acting.session.flush()
+    return await write()
+
+
+async def _in_trash(acting: Acting, row: Any, write: Callable[[], Awaitable[Any]]) -> Any:
+    """`write` on `row` once it is in the trash (put there directly: no event of its own)."""
+    model = type(row)
+    await acting.session.execute(
+        update(model)
+        .where(model.id == row.id)
+        .values(deleted_at=utcnow() - timedelta(seconds=1), version=model.version + 1)
+    )
+    return await write()
 
 
 async def _on_token(

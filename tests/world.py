@@ -111,8 +111,7 @@ class TenantWorld:
             tenant_id=self.id,
             project_id=self.projects[project].id,
             assignee_id=self.users[assignee].id if assignee else None,
-            title=f"{self.tenant.slug} task",
-            **values,
+            **{"title": f"{self.tenant.slug} task", **values},
         )
         await persist(db, task)
         self.tasks.append(task)

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -104,6 +105,16 @@ async def flush_at_version(
         if precondition.expects_version:
             raise PreconditionFailed() from exc
         raise EditedMeanwhile() from exc
+
+
+async def flush_unique(
+    session: AsyncSession, taken: str, precondition: Preconditions = ANY_VERSION
+) -> None:
+    """`flush_at_version` for writes of a table with one unique key: a clash is 409 `taken`."""
+    try:
+        await flush_at_version(session, precondition)
+    except IntegrityError as exc:
+        raise Conflict(taken) from exc
 
 
 async def delete_at_version(

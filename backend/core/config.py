@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     invitation_resend_cooldown_seconds: int = Field(default=60, ge=0)  # 0: no cooldown
     one_time_token_ttl_seconds: int = Field(default=86_400, gt=0)
 
+    # Deleted projects and tasks stay in the trash this long; then the purge removes them.
+    trash_retention_days: int = Field(default=30, ge=0)
+    # A tenant its owner deleted can be restored this long; then the purge removes it.
+    tenant_deletion_grace_days: int = Field(default=14, ge=0)
+    # How often each worker checks whether the day's purge is due (one of them runs it).
+    purge_check_seconds: float = Field(default=3600.0, gt=0)
+    # 0 turns the in-process purge off (run `tenantdesk purge` from a scheduler instead).
+    purge_interval_seconds: float = Field(default=86_400.0, ge=0)
+
     email_backend: EmailBackend = EmailBackend.CONSOLE
     smtp_host: str = "localhost"
     smtp_port: int = 25

@@ -27,7 +27,7 @@ from backend.invitations.schemas import InvitationOut
 from backend.invitations.tokens import parse_token
 from backend.projects import service as projects_service
 from tenants import service as tenants_service
-from tenants.access import TENANT_SUSPENDED
+from tenants.access import TENANT_SUSPENDED, pending_deletion_detail
 from tenants.audit import record_audit
 from tenants.isolation import enter_tenant
 from tenants.models import Membership, TenantStatus
@@ -73,6 +73,8 @@ async def open_invitation(session: AsyncSession, token: str) -> InvitationDetail
         raise Gone(CLOSED[status])
     if details.tenant.status is TenantStatus.SUSPENDED:
         raise Forbidden(TENANT_SUSPENDED)
+    if details.tenant.status is TenantStatus.PENDING_DELETION:
+        raise Forbidden(pending_deletion_detail(details.tenant))
     return details
 
 

@@ -5,11 +5,22 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    exists,
+    or_,
+    text,
+)
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
+from backend.core.soft_delete import hide_also
 from backend.identity.models import User
 from backend.projects.models import Project
 from tenants.isolation import TenantScoped
@@ -111,3 +122,25 @@ class Invitation(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
         if self.status is InvitationStatus.PENDING and self.expires_at <= utcnow():
             return InvitationStatus.EXPIRED
         return self.status
+
+
+# An alias of its own, never correlated away by a query that joins the projects too.
+_INVITED_PROJECT = aliased(Project, name="invited_project")
+
+
+def _not_into_the_trash(invitation: Any) -> Any:
+    """An invitation into a project is seen only while the project is not in the trash."""
+    project = _INVITED_PROJECT
+    live_project = (
+        exists()
+        .where(
+            project.tenant_id == invitation.tenant_id,
+            project.id == invitation.project_id,
+            project.deleted_at.is_(None),
+        )
+        .correlate_except(project)
+    )
+    return or_(invitation.project_id.is_(None), live_project)
+
+
+hide_also(Invitation, _not_into_the_trash)

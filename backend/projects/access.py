@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
 from backend.core.errors import Forbidden, NotFound
+from backend.core.soft_delete import INCLUDE_DELETED
 from backend.core.statements import AnySelect
 from backend.identity.models import User
 from backend.identity.principals import Credentials
@@ -98,14 +99,19 @@ async def resolve_project_access(
 
 
 async def project_caller(
-    session: AsyncSession, caller: TenantCaller, project_id: uuid.UUID
+    session: AsyncSession, caller: TenantCaller, project_id: uuid.UUID, *, in_trash: bool = False
 ) -> ProjectCaller:
-    """`caller` on the project `project_id` of their tenant; 404 when they may not see it."""
+    """`caller` on the project `project_id` of their tenant; 404 when they may not see it.
+    With `in_trash`, the project must be in the trash instead (to restore it)."""
     statement = (
         select(Project, ProjectMember.role)
         .outerjoin(ProjectMember, membership_of(caller.user_id))
         .where(Project.id == project_id)
     )
-    row = (await session.execute(statement)).one_or_none()
+    options = {}
+    if in_trash:
+        statement = statement.where(Project.deleted_at.is_not(None))
+        options = INCLUDE_DELETED
+    row = (await session.execute(statement, execution_options=options)).one_or_none()
     project, membership_role = row if row is not None else (None, None)
     return _as_project_caller(caller, project, membership_role)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.database import (
@@ -17,16 +17,39 @@ from backend.core.database import (
     string_enum,
     utcnow,
 )
+from backend.core.soft_delete import SoftDeletable
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
 from tenants.models import Tenant
 from tenants.roles import ProjectRole
 
+# Deleted rows are in the trash: they keep no name from anyone, and the trash lists them by
+# deletion time.
+_LIVE = text("deleted_at IS NULL")
+_DELETED = text("deleted_at IS NOT NULL")
 
-class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, Base):
+
+class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, SoftDeletable, Base):
     __tablename__ = "projects"
     __table_args__ = (
         Index("ix_projects_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        # A project's name is unique in its tenant among the projects not in the trash.
+        Index(
+            "ix_projects_tenant_id_name_live",
+            "tenant_id",
+            "name",
+            unique=True,
+            sqlite_where=_LIVE,
+            postgresql_where=_LIVE,
+        ),
+        Index(
+            "ix_projects_tenant_id_deleted_at_id",
+            "tenant_id",
+            "deleted_at",
+            "id",
+            sqlite_where=_DELETED,
+            postgresql_where=_DELETED,
+        ),
     )
 
     name: Mapped[str] = mapped_column(String(200))
@@ -39,6 +62,9 @@ class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, Base):
     tenant: Mapped[Tenant] = relationship(lazy="raise", viewonly=True)
     creator: Mapped[User | None] = relationship(
         foreign_keys=[created_by], lazy="raise", viewonly=True
+    )
+    deleter: Mapped[User | None] = relationship(
+        primaryjoin="foreign(Project.deleted_by) == User.id", lazy="raise", viewonly=True
     )
 
 
@@ -88,7 +114,7 @@ class TaskStatus(StrEnum):
     DONE = "done"
 
 
-class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, Base):
+class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, SoftDeletable, Base):
     __tablename__ = "tasks"
     __table_args__ = (
         ForeignKeyConstraint(
@@ -123,6 +149,14 @@ class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, Base):
             "created_at",
             "id",
         ),
+        Index(
+            "ix_tasks_tenant_id_deleted_at_id",
+            "tenant_id",
+            "deleted_at",
+            "id",
+            sqlite_where=_DELETED,
+            postgresql_where=_DELETED,
+        ),
     )
 
     project_id: Mapped[uuid.UUID]
@@ -150,4 +184,7 @@ class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, Base):
     )
     creator: Mapped[User | None] = relationship(
         foreign_keys=[created_by], lazy="raise", viewonly=True
+    )
+    deleter: Mapped[User | None] = relationship(
+        primaryjoin="foreign(Task.deleted_by) == User.id", lazy="raise", viewonly=True
     )

@@ -7,10 +7,12 @@ the tenant); the service checks the action against the project matrix (403 when 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from fastapi import APIRouter, Response
 
 from backend.core.database import DbSession
+from backend.core.dependencies import AppSettings
 from backend.core.pagination import Page
 from backend.core.request_params import (
     ETAG_HEADER,
@@ -22,7 +24,7 @@ from backend.core.request_params import (
     Pagination,
     tagged,
 )
-from backend.projects import service, tasks
+from backend.projects import service, tasks, trash
 from backend.projects.dependencies import ProjectAccess
 from backend.projects.models import TaskStatus
 from backend.projects.schemas import (
@@ -34,11 +36,24 @@ from backend.projects.schemas import (
     TaskCreate,
     TaskOut,
     TaskUpdate,
+    TrashItem,
 )
 from tenants.dependencies import TenantAccess
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}/projects", tags=["projects"])
+trash_router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["trash"])
 TaskPage = Page[TaskOut]
+
+
+@trash_router.get("/trash")
+async def list_trash(
+    caller: TenantAccess, session: DbSession, page: Pagination, settings: AppSettings
+) -> Page[TrashItem]:
+    """Deleted projects and tasks, most recently deleted first, until the purge removes them
+    (`purge_after`). Tenant owners and admins see all; project owners their projects'."""
+    retention = timedelta(days=settings.trash_retention_days)
+    items, cursor = await trash.list_trash(session, caller, page, retention=retention)
+    return Page(items=items, next_cursor=cursor)
 
 
 @router.post("", status_code=201)
@@ -85,8 +100,19 @@ async def update_project(
 
 @router.delete("/{project_id}", status_code=204, responses=WRITE_RESPONSES)
 async def delete_project(caller: ProjectAccess, session: DbSession, condition: IfMatch) -> None:
-    """Delete the project with its members, tasks and invitations."""
+    """Move the project to the trash with its tasks; its members and invitations are hidden
+    with it until it is restored or purged."""
     await service.delete_project(session, caller, precondition=condition)
+
+
+@router.post("/{project_id}/restore", responses={200: {"headers": ETAG_HEADER}})
+async def restore_project(
+    project_id: uuid.UUID, caller: TenantAccess, session: DbSession, response: Response
+) -> ProjectOut:
+    """Bring the project back from the trash, with the tasks deleted with it."""
+    restored = await service.restore_project(session, caller, project_id)
+    response.headers["ETag"] = service.project_tag(restored.project, restored.role)
+    return service.read_project(restored)
 
 
 @router.get("/{project_id}/members")
@@ -187,6 +213,16 @@ async def update_task(
     response: Response,
 ) -> TaskOut:
     task = await tasks.update_task(session, caller, task_id, body.changes(), precondition=condition)
+    response.headers["ETag"] = tasks.task_tag(task)
+    return tasks.task_out(task)
+
+
+@router.post("/{project_id}/tasks/{task_id}/restore", responses={200: {"headers": ETAG_HEADER}})
+async def restore_task(
+    task_id: uuid.UUID, caller: ProjectAccess, session: DbSession, response: Response
+) -> TaskOut:
+    """Bring the task back from the trash."""
+    task = await tasks.restore_task(session, caller, task_id)
     response.headers["ETag"] = tasks.task_tag(task)
     return tasks.task_out(task)
 

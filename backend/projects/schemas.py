@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -100,3 +100,15 @@ class TaskOut(BaseModel):
     created_by: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+
+
+class TrashItem(BaseModel):
+    type: Literal["project", "task"]
+    id: uuid.UUID
+    project_id: uuid.UUID = Field(
+        description="The project the entry belongs to (a project's own id for a project)."
+    )
+    name: str = Field(description="A project's name or a task's title.")
+    deleted_at: datetime
+    deleted_by: uuid.UUID | None = Field(description="The user who deleted it, when a user did.")
+    purge_after: datetime = Field(description="When the purge removes it for good.")

@@ -19,15 +19,16 @@ from backend.core.audit import Actor, apply_changes
 from backend.core.conditional import (
     ANY_VERSION,
     Preconditions,
-    delete_at_version,
     entity_tag,
     flush_at_version,
+    flush_unique,
 )
+from backend.core.database import utcnow
 from backend.core.errors import NotFound
 from backend.core.pagination import PageRequest, fetch_page
 from backend.core.statements import AnySelect
 from backend.identity.models import User
-from backend.projects.access import ProjectCaller, membership_of
+from backend.projects.access import ProjectCaller, membership_of, project_caller
 from backend.projects.models import Project, ProjectMember, Task
 from backend.projects.schemas import ProjectData, ProjectMemberOut, ProjectOut
 from tenants.audit import record_audit
@@ -37,6 +38,15 @@ from tenants.roles import ProjectAction, ProjectRole, TenantAction
 from tenants.service import MEMBER_NOT_FOUND, before_member_removed, roles_changed
 
 PROJECT_MEMBER_NOT_FOUND = "No member of this project has this id."
+PROJECT_NAME_TAKEN = "Another project of this tenant has this name."
+
+
+async def _flush_unique_name(
+    session: AsyncSession, precondition: Preconditions = ANY_VERSION
+) -> None:
+    """Flush a project's name: unique in the tenant among the projects not in the trash (the
+    projects table's one unique key)."""
+    await flush_unique(session, PROJECT_NAME_TAKEN, precondition)
 
 
 def project_out(project: Project, role: ProjectRole) -> ProjectOut:
@@ -79,7 +89,9 @@ async def create_project(
     creator = caller.user_id
     project = Project(id=uuid.uuid4(), name=name, description=description, created_by=creator)
     session.add(project)
-    await session.flush()  # the project row first: the membership's foreign key points at it
+    await _flush_unique_name(
+        session
+    )  # the project row first: the membership's foreign key points at it
     membership_role = None
     if creator is not None and not caller.platform:
         membership_role = ProjectRole.OWNER
@@ -136,7 +148,7 @@ async def update_project(
     sent = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
     changes = apply_changes(project, sent)
     if changes:
-        await flush_at_version(session, precondition)  # sets updated_at, which the event shows
+        await _flush_unique_name(session, precondition)  # sets updated_at, as the event shows
         event = project_data(project)
         record_audit(
             session, caller.actor, "project.updated", "project", project.id, changes, event=event
@@ -147,15 +159,50 @@ async def update_project(
 async def delete_project(
     session: AsyncSession, caller: ProjectCaller, *, precondition: Preconditions = ANY_VERSION
 ) -> None:
-    """Delete a project with its members, tasks and invitations (ON DELETE CASCADE)."""
+    """Move a project to the trash with the tasks it holds, all with the same `deleted_at`, so
+    that restoring it brings back exactly those. Its members and invitations stay, hidden with
+    it; the purge removes them all (ON DELETE CASCADE)."""
     caller.require(ProjectAction.MANAGE)
     project = caller.project
     precondition.require_match(project_tag(project, caller.role))
-    data = {"name": project.name}
+    now, by = utcnow(), caller.tenant.user_id
+    project.deleted_at, project.deleted_by = now, by
+    await flush_at_version(session, precondition)  # the UPDATE names the version compared
+    tasks = await session.execute(
+        update(Task)
+        .where(Task.project_id == project.id, Task.deleted_at.is_(None))
+        .values(deleted_at=now, deleted_by=by, version=Task.version + 1)
+    )
+    data = {"name": project.name, "tasks": _count(tasks)}
     event = project_data(project)
     record_audit(session, caller.actor, "project.deleted", "project", project.id, data, event=event)
-    where = Project.id == project.id
-    await delete_at_version(session, Project, where, project.version, precondition)
+
+
+async def restore_project(
+    session: AsyncSession, caller: TenantCaller, project_id: uuid.UUID
+) -> ProjectCaller:
+    """Bring a project back from the trash with the tasks deleted with it (project owners).
+    404 when it is not in the trash (never deleted, purged, or not visible to the caller); 409
+    when another project has taken its name meanwhile."""
+    on_project = await project_caller(session, caller, project_id, in_trash=True)
+    on_project.require(ProjectAction.MANAGE)
+    project = on_project.project
+    deleted_at = project.deleted_at
+    project.deleted_at, project.deleted_by = None, None
+    await _flush_unique_name(session)
+    tasks = await session.execute(
+        update(Task)
+        .where(Task.project_id == project.id, Task.deleted_at == deleted_at)
+        .values(deleted_at=None, deleted_by=None, version=Task.version + 1)
+    )
+    data = {"name": project.name, "tasks": _count(tasks)}
+    record_audit(session, caller.actor, "project.restored", "project", project.id, data)
+    return on_project
+
+
+def _count(result: Any) -> int:
+    rows: int = result.rowcount
+    return rows
 
 
 def _member_statement(project_id: uuid.UUID) -> AnySelect:

@@ -12,19 +12,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import apply_changes, audit_value
 from backend.core.conditional import (
     ANY_VERSION,
     Preconditions,
-    delete_at_version,
     entity_tag,
     flush_at_version,
 )
+from backend.core.database import utcnow
 from backend.core.errors import NotFound, Problem
 from backend.core.pagination import PageRequest, fetch_page
+from backend.core.soft_delete import INCLUDE_DELETED
 from backend.projects.access import ProjectCaller
 from backend.projects.models import ProjectMember, Task, TaskStatus
 from backend.projects.schemas import TaskOut
@@ -166,15 +167,24 @@ async def delete_task(
     *,
     precondition: Preconditions = ANY_VERSION,
 ) -> None:
+    """Move a task to the trash (project owners and editors)."""
     caller.require(ProjectAction.EDIT)
     if precondition.expects_version:
         await _delete_task_at_version(session, caller, task_id, precondition)
         return
+    # One round trip: the UPDATE is the read (the soft-delete filter reaches SELECTs only, so
+    # the statement names the live rows itself).
     deleted = (
         await session.execute(
-            delete(Task)
-            .where(Task.project_id == caller.project.id, Task.id == task_id)
+            update(Task)
+            .where(
+                Task.project_id == caller.project.id,
+                Task.id == task_id,
+                Task.deleted_at.is_(None),
+            )
+            .values(deleted_at=utcnow(), deleted_by=caller.tenant.user_id, version=Task.version + 1)
             .returning(*_LISTED_COLUMNS)
+            .execution_options(synchronize_session=False)
         )
     ).one_or_none()
     if deleted is None:
@@ -187,10 +197,30 @@ async def delete_task(
 async def _delete_task_at_version(
     session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID, precondition: Preconditions
 ) -> None:
-    """`delete_task` under `If-Match`: read the task, compare, delete at the version read."""
+    """`delete_task` under `If-Match`: read the task, compare, write at the version read."""
     task = await _task(session, caller.project.id, task_id)
     precondition.require_match(task_tag(task))
+    task.deleted_at, task.deleted_by = utcnow(), caller.tenant.user_id
+    await flush_at_version(session, precondition)  # sets updated_at, as the event shows
     data, event = _described(task), task_out(task)
-    where = Task.id == task_id
-    await delete_at_version(session, Task, where, task.version, precondition)
     record_audit(session, caller.actor, "task.deleted", "task", task_id, data, event=event)
+
+
+async def restore_task(session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID) -> Task:
+    """Bring a task back from the trash (project owners and editors). 404 when it is not in
+    the trash of this project; a task deleted with its project comes back with the project."""
+    caller.require(ProjectAction.EDIT)
+    task = await session.scalar(
+        select(Task).where(
+            Task.project_id == caller.project.id,
+            Task.id == task_id,
+            Task.deleted_at.is_not(None),
+        ),
+        execution_options=INCLUDE_DELETED,
+    )
+    if task is None:
+        raise NotFound(TASK_NOT_FOUND)
+    task.deleted_at, task.deleted_by = None, None
+    await flush_at_version(session)
+    record_audit(session, caller.actor, "task.restored", "task", task_id, _described(task))
+    return task

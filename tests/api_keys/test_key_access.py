@@ -213,6 +213,7 @@ async def test_a_key_cannot_manage_service_clients(
         f"{acme.url}/clients", json={"name": "robot", "role": "viewer"}, headers=headers
     )
     assert created.status_code == 403
+    assert created.json()["detail"].startswith("API keys cannot create or manage")
 
 
 async def test_a_key_works_on_a_project_it_can_see_with_the_users_project_role(

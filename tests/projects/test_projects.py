@@ -1,4 +1,4 @@
-"""Projects: who sees which, the effective role, and deletion with everything in it."""
+"""Projects: who sees which, the effective role, and deletion (to the trash) with its tasks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from backend.identity.models import ClientRole
-from backend.projects.models import ProjectMember, Task
+from backend.projects.models import Project, ProjectMember, Task
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import random_id
 from tests.world import TenantWorld, build_tenant
@@ -105,7 +105,7 @@ async def test_editors_edit_and_viewers_read(
     assert (read.status_code, read.json()["role"]) == (200, "viewer")
 
 
-async def test_deleting_a_project_removes_its_members_and_tasks_and_is_audited(
+async def test_deleting_a_project_moves_it_and_its_tasks_to_the_trash_and_is_audited(
     app: FastAPI,
     client: httpx.AsyncClient,
     db: AsyncSession,
@@ -121,10 +121,15 @@ async def test_deleting_a_project_removes_its_members_and_tasks_and_is_audited(
     assert (refused.status_code, deleted.status_code) == (403, 204)
     launch_id = acme.projects["Launch"].id
     async with superuser_engine.connect() as connection:
-        for model in (ProjectMember, Task):
-            count = select(func.count()).select_from(model).where(model.project_id == launch_id)
-            assert await connection.scalar(count) == 0
-        assert await connection.scalar(select(func.count()).select_from(Task)) == 1
+        project = (await connection.execute(select(Project).where(Project.id == launch_id))).one()
+        in_trash = select(Task.deleted_at).where(Task.project_id == launch_id)
+        assert set(await connection.scalars(in_trash)) == {project.deleted_at}
+        assert project.deleted_by == acme.users["adam"].id
+        # The members stay, hidden with the project, for a restore to bring back.
+        members = select(func.count()).select_from(ProjectMember)
+        assert await connection.scalar(members.where(ProjectMember.project_id == launch_id)) == 2
+        live = select(func.count()).select_from(Task).where(Task.deleted_at.is_(None))
+        assert await connection.scalar(live) == 1
     log = await client.get(f"{acme.url}/audit-events", headers=acme.headers(app, "adam"))
     assert log.json()["items"][0]["action"] == "project.deleted"
     assert log.json()["items"][0]["target_id"] == str(launch_id)

@@ -10,6 +10,7 @@ place the matrix lives; `test_the_matrix_is_the_one_of_the_design` pins that dat
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,9 +108,20 @@ class Endpoint:
     body: dict[str, Any] | None = None
     # Service clients (and API keys) never manage service clients, whatever their role.
     people_only: bool = False
+    # Who succeeds, when no single action of the matrix says (the trash).
+    allows: Callable[[Caller], bool] | None = None
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
+
+
+def sees_the_trash(caller: Caller) -> bool:
+    """Tenant owners and admins (admin clients too) see the trash; project owners theirs."""
+    if caller.role is None:
+        return False
+    if tenant_allows(caller.role, TenantAction.SEE_ALL_PROJECTS):
+        return True
+    return not caller.is_client and caller.effective_project_role() is ProjectRole.OWNER
 
 
 T = "/api/v1/tenants/{tenant}"
@@ -120,7 +132,10 @@ ENDPOINTS = [
     Endpoint("GET", "/api/v1/tenants", None, 200),
     Endpoint("GET", T, TenantAction.READ, 200),
     Endpoint("PATCH", T, TenantAction.MANAGE, 200, {"name": "Renamed"}),
-    Endpoint("DELETE", T, TenantAction.DELETE, 204),
+    # Scheduled for deletion (202); restoring an active tenant is 409 once the role allows.
+    Endpoint("DELETE", T, TenantAction.DELETE, 202),
+    Endpoint("POST", T + "/restore", TenantAction.DELETE, 409),
+    Endpoint("GET", T + "/trash", TenantAction.READ, 200, allows=sees_the_trash),
     Endpoint("GET", T + "/members", TenantAction.READ, 200),
     Endpoint("GET", T + "/members/{target}", TenantAction.READ, 200),
     Endpoint(
@@ -138,6 +153,7 @@ ENDPOINTS = [
     Endpoint("GET", P, ProjectAction.READ, 200),
     Endpoint("PATCH", P, ProjectAction.EDIT, 200, {"name": "Renamed"}),
     Endpoint("DELETE", P, ProjectAction.MANAGE, 204),
+    Endpoint("POST", T + "/projects/{trashed_project}/restore", ProjectAction.MANAGE, 200),
     Endpoint("GET", P + "/members", ProjectAction.READ, 200),
     Endpoint("GET", P + "/members/{target}", ProjectAction.READ, 200),
     Endpoint("PUT", P + "/members/{newcomer}", ProjectAction.MANAGE, 201, {"role": "editor"}),
@@ -162,6 +178,7 @@ ENDPOINTS = [
     Endpoint("POST", W + "/rotate-secret", TenantAction.MANAGE, 200),
     Endpoint("GET", W + "/deliveries", TenantAction.MANAGE, 200),
     Endpoint("POST", W + "/deliveries/{delivery}/retry", TenantAction.MANAGE, 202),
+    Endpoint("POST", P + "/tasks/{trashed_task}/restore", ProjectAction.EDIT, 200),
 ]
 
 
@@ -173,6 +190,8 @@ def expected_status(endpoint: Endpoint, caller: Caller) -> int:
         return 404
     if endpoint.people_only and not caller.is_person_signed_in:
         return 403
+    if endpoint.allows is not None:
+        return endpoint.success if endpoint.allows(caller) else 403
     if isinstance(action, TenantAction):
         return endpoint.success if tenant_allows(caller.role, action) else 403
     project_role = caller.effective_project_role()
@@ -191,6 +210,8 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
     """One tenant with a project, a task, a member to act on and one to add, and every caller."""
     tenant, elsewhere = TenantFactory(), TenantFactory()
     project = ProjectFactory(tenant_id=tenant.id)
+    # In the trash, with the same members as `project`.
+    trashed = ProjectFactory(tenant_id=tenant.id, in_trash=True)
     people = {caller.name: UserFactory() for caller in CALLERS if not caller.is_client}
     target, newcomer = UserFactory(), UserFactory()
     await persist(db, *people.values(), target, newcomer, tenant, elsewhere)
@@ -222,18 +243,20 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
             MembershipFactory(tenant_id=tenant.id, user_id=user_id, role=caller.tenant_role)
         )
         if caller.project_role is not None:
-            project_members.append(
+            project_members += [
                 ProjectMemberFactory(
                     tenant_id=tenant.id,
-                    project_id=project.id,
+                    project_id=project_id,
                     user_id=user_id,
                     role=caller.project_role,
                 )
-            )
+                for project_id in (project.id, trashed.id)
+            ]
     task = TaskFactory(tenant_id=tenant.id, project_id=project.id, assignee_id=target.id)
+    trashed_task = TaskFactory(tenant_id=tenant.id, project_id=project.id, in_trash=True)
     # Parents first: rows of unrelated mappers are not ordered by their foreign keys.
-    await persist(db, *memberships, project)
-    await persist(db, *project_members, task)
+    await persist(db, *memberships, project, trashed)
+    await persist(db, *project_members, task, trashed_task)
     delivery = await persist(db, WebhookDeliveryFactory(tenant_id=tenant.id, failed=True))
 
     keys = {caller.name: new_api_key() for caller in CALLERS if caller.key_role is not None}
@@ -258,6 +281,8 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
         "tenant": tenant.id,
         "project": project.id,
         "task": task.id,
+        "trashed_project": trashed.id,
+        "trashed_task": trashed_task.id,
         "target": target.id,
         "newcomer": newcomer.id,
         "client": doomed.client_id,
@@ -295,6 +320,8 @@ def test_every_route_of_the_api_is_walked(app: FastAPI) -> None:
     placeholders = {
         "{project}": "{project_id}",
         "{task}": "{task_id}",
+        "{trashed_project}": "{project_id}",
+        "{trashed_task}": "{task_id}",
         "{target}": "{user_id}",
         "{newcomer}": "{user_id}",
         "{client}": "{client_id}",

@@ -1,17 +1,15 @@
-"""Tenants: creating one makes the caller its owner; only the owner deletes it, with its data."""
+"""Tenants: creating one makes the caller its owner; only the owner deletes it (see also
+test_tenant_deletion.py)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
-from backend.identity.models import ClientRole, OAuthClient, PlatformAuditEvent
-from backend.models import metadata
-from backend.projects.models import Task
+from backend.identity.models import ClientRole
 from tenants import service
 from tenants.models import TenantStatus
 from tenants.roles import ProjectRole, TenantRole
@@ -108,34 +106,6 @@ async def test_renaming_is_for_owners_and_admins_and_is_audited(
         "name": {"from": "Acme", "to": "Acme Corp"},
         "slug": {"from": "acme", "to": "acme-corp"},
     }
-
-
-async def test_deleting_a_tenant_removes_its_data_and_nothing_else(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, superuser_engine: AsyncEngine
-) -> None:
-    acme = await build_tenant(db, "acme", members={"ada": TenantRole.OWNER})
-    globex = await build_tenant(db, "globex", members={"gus": TenantRole.OWNER})
-    for world, owner in ((acme, "ada"), (globex, "gus")):
-        await world.add_project(db, "Launch", members={owner: ProjectRole.OWNER})
-        await world.add_task(db, "Launch", assignee=owner)
-        await world.add_client(db, "robot", ClientRole.MEMBER)
-
-    deleted = await client.delete(acme.url, headers=acme.headers(app, "ada"))
-
-    assert deleted.status_code == 204
-    async with superuser_engine.connect() as connection:
-        for table in ("memberships", "projects", "project_members", "tasks", "audit_events"):
-            rows = await connection.execute(select(metadata.tables[table].c.tenant_id))
-            assert {row.tenant_id for row in rows} <= {globex.id}, table
-        assert await connection.scalar(select(func.count()).select_from(Task)) == 1
-        clients = await connection.execute(select(OAuthClient.owner_tenant_id))
-        assert {row.owner_tenant_id for row in clients} == {None, globex.id}
-        log = await connection.execute(
-            select(PlatformAuditEvent.action, PlatformAuditEvent.target_id)
-        )
-        assert log.all() == [("tenant.deleted", str(acme.id))]
-    assert (await client.get(acme.url, headers=acme.headers(app, "ada"))).status_code == 404
-    assert (await client.get(globex.url, headers=globex.headers(app, "gus"))).status_code == 200
 
 
 @pytest.mark.parametrize("who", ["ada", "robot"], ids=["an admin", "an admin client"])
