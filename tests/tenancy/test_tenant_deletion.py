@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from backend.core.database import utcnow
 from backend.identity.models import ClientRole, OAuthClient, PlatformAuditEvent
+from backend.invitations.tokens import issue_token
 from backend.models import metadata
 from backend.projects.purge import run_purge
 from tenants.isolation import is_tenant_table
 from tenants.lifecycle import OPEN_WHILE_PENDING_DELETION, open_while_pending_deletion
 from tenants.models import Tenant
 from tenants.roles import ProjectRole, TenantRole
+from tests.factories import InvitationFactory, persist
 from tests.world import TenantWorld, build_tenant
 
 
@@ -165,3 +167,19 @@ async def test_after_the_grace_period_the_purge_removes_every_row_of_the_tenant(
     assert (await client.get(acme.url, headers=acme.headers(app, "ada"))).status_code == 404
     globex_now = await client.get(globex.url, headers=globex.headers(app, "gus"))
     assert globex_now.json()["status"] == "pending_deletion"
+
+
+async def test_an_invitation_into_a_tenant_pending_deletion_is_refused(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, acme: TenantWorld
+) -> None:
+    token = issue_token(acme.id)
+    inviter = acme.users["ada"]
+    invitation = InvitationFactory(token=token, tenant=acme.tenant, inviter=inviter)
+    await persist(db, invitation)
+    before = await client.get(f"/api/v1/invitations/{token.value}")
+    await client.delete(acme.url, headers=acme.headers(app, "ada"))
+
+    after = await client.get(f"/api/v1/invitations/{token.value}")
+
+    assert (before.status_code, after.status_code) == (200, 403)
+    assert "scheduled for deletion" in after.json()["detail"]
