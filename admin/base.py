@@ -15,7 +15,8 @@ through it. What this class adds:
   members of the tenant (`visible_people`); `person` shows them by email. Projects and tenants
   are named through relationship columns, which SQLAdmin loads with one `selectinload` each,
   through the same scoped session (the ORM filter applies to relationship loads too);
-- form pickers for foreign keys (`admin.pickers`) and safe enum fields;
+- form pickers for foreign keys that load by search (`admin.pickers`), their values checked
+  again in the write session, and safe enum fields;
 - a refusal, at start-up, of any view that would show or edit a hash or a secret.
 """
 
@@ -28,7 +29,7 @@ from typing import Any, ClassVar, cast
 
 from sqladmin.exceptions import SQLAdminException
 from sqladmin.helpers import get_primary_keys, object_identifier_values
-from sqlalchemy import Enum, select
+from sqlalchemy import Enum, Select, Subquery, asc, desc, exists, func, select
 from sqlalchemy import inspect as inspect_model
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,7 +43,7 @@ from wtforms import Form
 from wtforms.fields.core import UnboundField
 
 from admin.filters import tenant_filter
-from admin.pickers import Picker
+from admin.pickers import Picker, PickerLookup
 from admin.scoping import (
     AdminScope,
     AdminSessionMaker,
@@ -50,7 +51,7 @@ from admin.scoping import (
     current_scope_or_none,
     enter_row_tenant,
 )
-from admin.sqladmin_adapter import IdentifierLookup
+from admin.sqladmin_adapter import AjaxLookups, IdentifierLookup
 from backend.core.database import run_after_commit
 from backend.core.errors import Problem
 from backend.core.ids import parse_uuid
@@ -65,11 +66,22 @@ SECRET_COLUMNS = frozenset(
 )
 EXPORT_MAX_ROWS = 10_000
 
+# Lists count their rows up to here, and no further.
+COUNTED_ROWS = 10_000
+
 RowAction = Callable[[AsyncSession, AdminScope, Any], Awaitable[None]]
 
 
 class AdminWriteRefused(SQLAdminException):
     """A write the admin may not make; SQLAdmin shows the message on the form or the list."""
+
+
+class CountedPast(int):
+    """A list's total past `COUNTED_ROWS`: pages up to it, and reads as "more than 10,000"
+    where SQLAdmin's list page prints the total."""
+
+    def __str__(self) -> str:
+        return f"more than {COUNTED_ROWS:,}"
 
 
 def _found(model: Any) -> Any:
@@ -84,8 +96,9 @@ def visible_people(scope: AdminScope, relation: InstrumentedAttribute[Any]) -> A
     another tenant stay unnamed), as tenant admins see users only as members."""
     if scope.platform or relation.property.mapper.class_ is not User:
         return relation
-    members = select(Membership.user_id).where(Membership.tenant_id == scope.tenant_id)
-    return relation.and_(User.id.in_(members))
+    # EXISTS probes the membership key for each row shown; IN would read every member first.
+    member = exists().where(Membership.tenant_id == scope.tenant_id, Membership.user_id == User.id)
+    return relation.and_(member)
 
 
 def person(relation: str, column: str) -> Callable[[Any, Any], str]:
@@ -106,7 +119,7 @@ def _column_names(columns: Sequence[Any]) -> list[str]:
     return [column if isinstance(column, str) else column.key for column in columns]
 
 
-class AdminView(IdentifierLookup):
+class AdminView(IdentifierLookup, AjaxLookups):
     page_size = 25
     # The app the panel serves (its mailer and settings), set on each view class at mounting.
     main_app: ClassVar[Any]
@@ -123,6 +136,12 @@ class AdminView(IdentifierLookup):
     def __init__(self) -> None:
         super().__init__()
         self._refuse_secrets()
+        # Each picker answers SQLAdmin's look-up endpoint for this view, under its field name.
+        self.picker_lookups = {
+            name: PickerLookup(name, picker, self) for name, picker in self.form_pickers.items()
+        }
+        for name, lookup in self.picker_lookups.items():
+            self.add_ajax_lookup(name, lookup)
         # SQLAdmin declares form_args on the class; each view instance gets its merged copy.
         self.form_args = {**self._enum_field_args(), **self.form_args}  # type: ignore[misc]
 
@@ -172,6 +191,35 @@ class AdminView(IdentifierLookup):
     def count_query(self, request: Request) -> AnySelect:
         return super().count_query(request).where(*self.scope_criteria(current_scope()))
 
+    def sort_query(self, stmt: AnySelect, request: Request) -> AnySelect:
+        """SQLAdmin's order, served by an index and stable across pages. Tenant tables' indexes
+        all lead with `tenant_id`: the platform view orders their rows by tenant first (in the
+        sort's direction, so that one index scan serves the whole order), and ties are broken by
+        the rest of the primary key, the last columns of those indexes."""
+        if not issubclass(self.model, TenantScoped):
+            return super().sort_query(stmt, request)
+        if request.query_params.get("sortBy"):
+            descending = request.query_params.get("sort", "asc") == "desc"
+        else:
+            descending = bool(self.column_default_sort and self.column_default_sort[0][1])
+        direction = desc if descending else asc
+        if current_scope().platform:
+            stmt = stmt.order_by(direction(self.model.tenant_id))
+        stmt = super().sort_query(stmt, request)
+        keys = [column for column in get_primary_keys(self.model) if column.key != "tenant_id"]
+        return stmt.order_by(*(direction(column) for column in keys))
+
+    async def count(self, request: Request, stmt: AnySelect | None = None) -> int:
+        """A list's total, counted up to `COUNTED_ROWS`: past that, the page says "more than
+        10,000" instead of counting a million rows on every page (and pages stop there; a
+        filter or a search narrows)."""
+        listed = stmt.get_final_froms()[0] if stmt is not None else None
+        if not (isinstance(listed, Subquery) and isinstance(listed.element, Select)):
+            return await super().count(request, stmt)  # not SQLAdmin's count of a list page
+        rows = listed.element.order_by(None).limit(COUNTED_ROWS + 1)
+        counted = await super().count(request, select(func.count()).select_from(rows.subquery()))
+        return CountedPast(COUNTED_ROWS + 1) if counted > COUNTED_ROWS else counted
+
     def statement_for_identifier(self, identifier: str) -> AnySelect:
         """The row an identifier names, within the scope; a malformed identifier is a 404."""
         try:
@@ -207,16 +255,9 @@ class AdminView(IdentifierLookup):
 
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         form = await super().scaffold_form()  # every field; pruned to `rules` below
-        scope = current_scope()
-        pickers = {
-            name: picker
-            for name, picker in self.form_pickers.items()
-            if (scope.platform or not picker.platform_only) and (not rules or name in rules)
-        }
-        if pickers:
-            async with self.session_maker() as session:
-                for name, picker in pickers.items():
-                    setattr(form, name, picker.field(await picker.choices(session, scope)))
+        for name, picker in self.offered_pickers(current_scope()).items():
+            if not rules or name in rules:
+                setattr(form, name, picker.field(self.picker_lookups[name]))
         if rules:  # keep the fields the rules name, in the rules' order
             for name, field in list(vars(form).items()):
                 if not isinstance(field, UnboundField):
@@ -226,6 +267,28 @@ class AdminView(IdentifierLookup):
                 else:
                     delattr(form, name)
         return form
+
+    def offered_pickers(self, scope: AdminScope) -> dict[str, Picker]:
+        return {
+            name: picker
+            for name, picker in self.form_pickers.items()
+            if scope.platform or not picker.platform_only
+        }
+
+    async def picked(
+        self, session: AsyncSession, scope: AdminScope, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`data` with the pickers' values as ids, each one its picker offers in the write
+        session, which is in the row's tenant: a value posted from outside the offer (another
+        tenant's project, someone who is not a member) is refused, whatever the form sent."""
+        picked = dict(data)
+        for name, picker in self.offered_pickers(scope).items():
+            if data.get(name) in (None, ""):
+                continue
+            value = picked[name] = parse_uuid(data[name])
+            if value is None or await picker.offers(session, scope, value) is None:
+                raise AdminWriteRefused(f"{picker.label}: pick one of those the search offers.")
+        return picked
 
     async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
         data = await super().get_form_data_for_edit(obj)
@@ -293,7 +356,7 @@ class AdminView(IdentifierLookup):
             if data["tenant_id"] is None:
                 raise AdminWriteRefused("Pick a tenant.")
         async with self.writing(scope, data.get("tenant_id")) as session:
-            return await self.create_row(session, scope, data)
+            return await self.create_row(session, scope, await self.picked(session, scope, data))
 
     async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
         scope = current_scope()
@@ -302,7 +365,7 @@ class AdminView(IdentifierLookup):
             obj = await self.fetch(session, pk)
             # Primary keys (tenant_id among them) never change: rows never move.
             changes = {key: value for key, value in data.items() if key not in primary_keys}
-            await self.update_row(session, scope, obj, changes)
+            await self.update_row(session, scope, obj, await self.picked(session, scope, changes))
         return obj
 
     async def delete_model(self, request: Request, pk: Any) -> None:

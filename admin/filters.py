@@ -16,10 +16,14 @@ from backend.core.statements import AnySelect
 from tenants.models import Tenant
 
 ALL = ("", "__all")
+# A filter lists this many choices, by label: a thousand tenants as links would weigh a list page
+# down by hundreds of kilobytes. The chosen one is always listed; a search narrows further.
+FILTER_CHOICES = 50
 
 
 class LookupFilter:
-    """A filter on a UUID foreign key, choices labelled from the referenced table."""
+    """A filter on a UUID foreign key, choices labelled from the referenced table (the first
+    `FILTER_CHOICES` of them, and the chosen one)."""
 
     has_operator = False
     template = "sqladmin/filters/lookup_filter.html"
@@ -32,7 +36,12 @@ class LookupFilter:
     async def lookups(
         self, request: Request, model: Any, run_query: Callable[[AnySelect], Any]
     ) -> list[tuple[str, str]]:
-        rows = await run_query(select(self.key, self.label).order_by(self.label))
+        rows = list(
+            await run_query(select(self.key, self.label).order_by(self.label).limit(FILTER_CHOICES))
+        )
+        chosen = parse_uuid(request.query_params.get(self.parameter_name))
+        if chosen is not None and chosen not in {key for key, _ in rows}:
+            rows += await run_query(select(self.key, self.label).where(self.key == chosen))
         return [("__all", "All"), *((str(key), str(label)) for key, label in rows)]
 
     async def get_filtered_query(self, query: AnySelect, value: Any, model: Any) -> AnySelect:

@@ -1,7 +1,8 @@
 """The admin's only uses of SQLAdmin's private names, each with the reason no public hook serves.
 
 Everything else in `admin/` goes through SQLAdmin's public API: the `get_*_columns` methods, the
-query hooks (`list_query`, `details_query`, `count_query`), `scaffold_form`, `insert_model`,
+query hooks (`list_query`, `details_query`, `count_query`, `count`, `sort_query`), the AJAX
+loader class of `sqladmin.ajax`, `scaffold_form`, `insert_model`,
 `update_model`, `delete_model`, the permission checks and the templates. SQLAdmin 0.32 is the
 newest release; `tests/admin/test_sqladmin_adapter.py` fails loudly when an upgrade renames
 these names or stops calling them.
@@ -13,6 +14,7 @@ from sqladmin import Admin, BaseView, ModelView
 
 # Private module: the menu's classes, needed to build a category that can hide (see below).
 from sqladmin._menu import CategoryMenu, ViewMenu
+from sqladmin.ajax import QueryAjaxModelLoader
 from starlette.requests import Request
 
 from backend.core.statements import AnySelect
@@ -36,6 +38,19 @@ class IdentifierLookup(ModelView):
         """SQLAdmin's SELECT of the row `identifier` names (bare primary key); override to
         narrow it."""
         return super()._stmt_by_identifier(identifier)
+
+
+class AjaxLookups(ModelView):
+    """A view whose form fields may load by search through loaders of its own.
+
+    Why a private name: SQLAdmin's look-up endpoint (`/admin/<identity>/ajax/lookup`) finds the
+    loader in `_form_ajax_refs`, which it fills only from `form_ajax_refs`, and only for
+    relationships. The admin's pickers set foreign-key columns with queries of their own
+    (`admin.pickers`), so their loaders are added to the same mapping after SQLAdmin built it.
+    """
+
+    def add_ajax_lookup(self, name: str, loader: QueryAjaxModelLoader) -> None:
+        self._form_ajax_refs[name] = loader
 
 
 class _Category(CategoryMenu):

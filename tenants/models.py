@@ -11,6 +11,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, Versioned, string_enum
+from backend.core.search import trigram_index
 from backend.identity.models import User
 from tenants.isolation import CrossTenantRead, TenantScoped
 from tenants.roles import TenantRole
@@ -25,6 +26,7 @@ class TenantStatus(StrEnum):
 
 class Tenant(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     __tablename__ = "tenants"
+    __table_args__ = (trigram_index("tenants", "name"), trigram_index("tenants", "slug"))
 
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -66,6 +68,8 @@ class AuditEvent(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_events_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        trigram_index("audit_events", "action"),
+        trigram_index("audit_events", "target_id"),
     )
 
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(

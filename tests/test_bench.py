@@ -3,14 +3,12 @@ its report, never a speed (this machine's speed is no property of the code)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import IN_CI, PROJECT_ROOT
+from tests.bench.run import run_report
+from tests.conftest import IN_CI
 
 pytestmark = pytest.mark.postgres_only
 
@@ -26,16 +24,7 @@ def report() -> tuple[str, dict[str, object]]:
         if IN_CI:
             pytest.fail("wrk is missing: scripts/test installs it with apt")
         pytest.skip("wrk is missing: apt-get install wrk")
-    completed = subprocess.run(
-        [sys.executable, "-m", "tests.bench", *TINY],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    table, json_line = completed.stdout.rstrip().rsplit("\n", 1)
-    return table, json.loads(json_line)
+    return run_report(TINY)
 
 
 def test_the_json_line_has_every_side_of_every_scenario_and_the_ratios(

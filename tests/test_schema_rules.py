@@ -17,6 +17,16 @@ TENANT_TABLES = sorted(t.name for t in metadata.sorted_tables if is_tenant_table
 # Non-unique indexes that may skip tenant_id, each with its reason. Unique ones never may.
 INDEXES_NOT_LED_BY_TENANT = {
     "ix_memberships_user_id": "a user's own tenants, listed without visiting every tenant",
+    **{
+        f"ix_{table}_{column}_trgm": "a trigram GIN index has no order: the admin's searches"
+        for table, column in [
+            ("audit_events", "action"),
+            ("audit_events", "target_id"),
+            ("invitations", "email"),
+            ("projects", "name"),
+            ("tasks", "title"),
+        ]
+    },
 }
 
 

@@ -12,10 +12,12 @@ from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
+from backend.core.search import trigram_index
 
 
 class User(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "users"
+    __table_args__ = (trigram_index("users", "email"), trigram_index("users", "full_name"))
 
     # Stored normalised (trimmed, lower-cased), which makes the unique index case-insensitive.
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -147,7 +149,11 @@ class PlatformAuditEvent(UUIDPrimaryKey, CreatedAt, Base):
     """Admin writes that concern no tenant (a user deactivated): the shape of `audit_events`."""
 
     __tablename__ = "platform_audit_events"
-    __table_args__ = (Index("ix_platform_audit_events_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_platform_audit_events_created_at_id", "created_at", "id"),
+        trigram_index("platform_audit_events", "action"),
+        trigram_index("platform_audit_events", "target_id"),
+    )
 
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from backend.core.database import Base, CreatedAt, UUIDPrimaryKey, string_enum, utcnow
+from backend.core.search import trigram_index
 from backend.core.soft_delete import hide_also
 from backend.identity.models import User
 from backend.projects.models import Project
@@ -56,6 +57,7 @@ class Invitation(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
         Index("ix_invitations_tenant_id_token_hash", "tenant_id", "token_hash", unique=True),
         Index("ix_invitations_tenant_id_email_status", "tenant_id", "email", "status"),
         Index("ix_invitations_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        trigram_index("invitations", "email"),
         # A project owner's list (`?project_id=`), in list order.
         Index(
             "ix_invitations_tenant_id_project_id_created_at_id",

@@ -17,6 +17,7 @@ from backend.core.database import (
     string_enum,
     utcnow,
 )
+from backend.core.search import trigram_index
 from backend.core.soft_delete import SoftDeletable
 from backend.identity.models import User
 from tenants.isolation import TenantScoped
@@ -33,6 +34,7 @@ class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, SoftDeletable,
     __tablename__ = "projects"
     __table_args__ = (
         Index("ix_projects_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        trigram_index("projects", "name"),
         # A project's name is unique in its tenant among the projects not in the trash.
         Index(
             "ix_projects_tenant_id_name_live",
@@ -149,6 +151,9 @@ class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, SoftDeletable, Ba
             "created_at",
             "id",
         ),
+        # The admin's task list, most recently updated first (in the platform view by tenant).
+        Index("ix_tasks_tenant_id_updated_at_id", "tenant_id", "updated_at", "id"),
+        trigram_index("tasks", "title"),
         Index(
             "ix_tasks_tenant_id_deleted_at_id",
             "tenant_id",

@@ -352,8 +352,9 @@ async def test_a_superuser_adds_a_member_found_by_the_user_lookup(
 async def test_a_row_across_two_tenants_is_refused_cleanly(
     browser_client: AdminBrowser, world: AdminWorld, db: AsyncSession
 ) -> None:
-    """In the platform view, pickers list every tenant's rows; the composite foreign keys still
-    refuse a project of one tenant in a row of another."""
+    """In the platform view, the pickers' look-ups offer every tenant's rows; a project of one
+    tenant in a row of another is refused before the write (the composite foreign keys would
+    refuse it too)."""
     root = await signed_in(browser_client, "root@example.com")
     response = await root.post(
         "/admin/task/create",
@@ -366,5 +367,5 @@ async def test_a_row_across_two_tenants_is_refused_cleanly(
         },
     )
     assert response.status_code == 400
-    assert "refused this change" in response.text
+    assert "Project: pick one of those the search offers." in response.text
     assert await fresh(db, Task, Task.title == "Crossed") is None

@@ -54,8 +54,16 @@ def _macros_template() -> str:
     return (Path(sqladmin_menu.__file__).parent / "templates/sqladmin/_macros.html").read_text()
 
 
+def test_the_ajax_endpoint_still_finds_its_loader_in_form_ajax_refs() -> None:
+    lookup = inspect.getsource(Admin.ajax_lookup)
+    assert "model_view._form_ajax_refs[name]" in lookup
+    assert "loader.format(m) for m in await loader.get_list(request, term)" in lookup
+    assert "self._form_ajax_refs = {}" in inspect.getsource(ModelView.__init__)
+
+
 def test_the_adapter_is_the_only_module_naming_sqladmin_privates() -> None:
     private = ("_stmt_by_identifier", "_build_menu", "._menu", "sqladmin._menu", "_admin_ref")
+    private += ("_form_ajax_refs",)
     admin_dir = Path(sqladmin_adapter.__file__).parent
     offenders = {
         path.name

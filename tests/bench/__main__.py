@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.bench import admin as admin_bench
 from tests.bench.load import LoadResult, run_wrk
 from tests.bench.report import summary, table
 from tests.bench.scenarios import SCENARIOS, Scenario, check_sides_agree
@@ -99,6 +100,8 @@ def measure(
 
 
 def main(argv: list[str]) -> int:
+    if "--admin" in argv:  # the admin panel's pages instead of the API's hot path
+        return admin_bench.main(argv)
     arguments = _arguments(argv)
     wanted = set(arguments.scenarios.split(","))
     scenarios = [s for s in SCENARIOS if s.name in wanted]
