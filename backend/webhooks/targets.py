@@ -67,7 +67,11 @@ class TargetPolicy:
 
     def parse(self, url: str) -> Target:
         """The URL's target, or `TargetRefused`; no lookup."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+        except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+            raise TargetRefused("The URL is not valid.") from exc
         schemes = ("https", "http") if self.allow_private else ("https",)
         if parts.scheme not in schemes:
             raise TargetRefused(f"The URL must start with {' or '.join(schemes)}://.")
@@ -77,7 +81,6 @@ class TargetPolicy:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
             raise TargetRefused("The URL's port is not valid.") from exc
-        host = (parts.hostname or "").lower()
         if not host:
             raise TargetRefused("The URL has no host.")
         if self.allowed_hosts and host not in self.allowed_hosts:

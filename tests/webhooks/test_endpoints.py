@@ -134,6 +134,7 @@ async def test_a_subscription_names_known_types_once_or_everything(
         ("https://[::1]/in", "loopback"),
         ("https://nowhere.example.com/in", "does not resolve"),
         ("https://user:pw@hooks.example.com/in", "credentials"),
+        ("https://11[x/in", "not valid"),
     ],
 )
 async def test_private_targets_are_refused_at_creation(
