@@ -35,6 +35,7 @@ from backend.invitations import pages as invitation_pages
 from backend.invitations import router as invitations
 from backend.invitations.limits import InvitationLimits
 from backend.openapi import install_openapi, operation_id
+from backend.privacy.router import router as privacy_router
 from backend.projects.purge import purge_daily
 from backend.projects.router import router as projects_router
 from backend.projects.router import trash_router
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(api_keys_router)
     app.include_router(tenants_router)
     app.include_router(projects_router)
+    app.include_router(privacy_router)
     app.include_router(trash_router)
     app.include_router(identity_router)
     app.include_router(invitations.tenant_router)

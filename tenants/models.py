@@ -76,6 +76,8 @@ class AuditEvent(TenantScoped, UUIDPrimaryKey, CreatedAt, Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     actor_client_id: Mapped[str | None] = mapped_column(String(64))
+    # Who acted, once their account was erased: the same random id in each of their events.
+    anonymous_actor_id: Mapped[uuid.UUID | None]
     action: Mapped[str] = mapped_column(String(64))
     target_type: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[str] = mapped_column(String(64))

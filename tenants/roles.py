@@ -22,6 +22,7 @@ class TenantAction(StrEnum):
     READ = "read the tenant and its member list"
     MANAGE = "rename the tenant, manage service clients, read the audit log"
     DELETE = "delete the tenant"
+    EXPORT = "export the tenant's data"
     MANAGE_MEMBERS = "invite to the tenant; change or remove members"
     CREATE_PROJECT = "create a project"
     SEE_ALL_PROJECTS = "see every project of the tenant"
@@ -40,6 +41,7 @@ TENANT_PERMISSIONS: dict[TenantAction, frozenset[TenantRole]] = {
     TenantAction.READ: _ALL_TENANT_ROLES,
     TenantAction.MANAGE: _OWNER_AND_ADMIN,
     TenantAction.DELETE: frozenset({TenantRole.OWNER}),
+    TenantAction.EXPORT: frozenset({TenantRole.OWNER}),
     # Admins hold this too, but never over owners nor to make owners: see may_assign_role.
     TenantAction.MANAGE_MEMBERS: _OWNER_AND_ADMIN,
     TenantAction.CREATE_PROJECT: frozenset({TenantRole.OWNER, TenantRole.ADMIN, TenantRole.MEMBER}),

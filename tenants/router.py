@@ -34,6 +34,7 @@ from backend.identity.models import User
 from backend.identity.schemas import UserRead, UserUpdate
 from tenants import audit, clients, lifecycle, service
 from tenants.dependencies import TenantAccess
+from tenants.idempotent_routes import Idempotency, IdempotentRoute
 from tenants.roles import TenantRole
 from tenants.schemas import (
     AuditEventOut,
@@ -50,7 +51,7 @@ from tenants.schemas import (
 )
 
 account_router = APIRouter(prefix="/api/v1/users", tags=["users"])
-tenants_router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
+tenants_router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"], route_class=IdempotentRoute)
 
 
 async def _with_memberships(session: AsyncSession, user: User) -> UserWithMemberships:
@@ -72,7 +73,9 @@ async def update_me(data: UserUpdate, user: CurrentUser, session: DbSession) -> 
 
 
 @tenants_router.post("", status_code=status.HTTP_201_CREATED)
-async def create_tenant(body: TenantCreate, user: CurrentUser, session: DbSession) -> TenantOut:
+async def create_tenant(
+    body: TenantCreate, user: CurrentUser, session: DbSession, idempotency: Idempotency
+) -> TenantOut:
     """Create a tenant; the caller becomes its owner."""
     actor = Actor(user_id=user.id)
     tenant = await service.create_tenant(session, actor, body.name, body.slug, owner_id=user.id)
@@ -199,7 +202,7 @@ async def list_audit_events(
 
 @tenants_router.post("/{tenant_id}/clients", status_code=status.HTTP_201_CREATED)
 async def create_service_client(
-    body: ServiceClientCreate, caller: TenantAccess, session: DbSession
+    body: ServiceClientCreate, caller: TenantAccess, session: DbSession, idempotency: Idempotency
 ) -> ServiceClientCreated:
     """Create a service client (client_credentials) with a tenant role. The secret is shown
     here once, and never again."""

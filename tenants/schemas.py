@@ -102,6 +102,9 @@ class AuditEventOut(BaseModel):
     id: uuid.UUID
     actor_user_id: uuid.UUID | None
     actor_client_id: str | None
+    anonymous_actor_id: uuid.UUID | None = Field(
+        default=None, description="Who acted, when their account has been erased since."
+    )
     action: str
     target_type: str
     target_id: str

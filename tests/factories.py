@@ -52,6 +52,7 @@ from backend.identity.passwords import TEST_ARGON2ID
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import issue_token
 from backend.projects.models import Project, ProjectMember, Task, TaskStatus
+<<<<<<< HEAD
 from backend.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -59,6 +60,9 @@ from backend.webhooks.models import (
     WebhookEndpoint,
 )
 from backend.webhooks.signing import SecretBox, generate_secret
+=======
+from tenants.idempotency import IdempotencyKey, KeyState
+>>>>>>> main
 from tenants.isolation import TenantScoped, current_tenant_id, enter_tenant, leave_tenant_sync
 from tenants.models import AuditEvent, Membership, Tenant, TenantStatus
 from tenants.outbox import OutboxEvent
@@ -415,6 +419,7 @@ class InvitationFactory(ModelFactory):
     created_at = factory.LazyFunction(utcnow)
 
 
+<<<<<<< HEAD
 class OutboxEventFactory(ModelFactory):
     """An event waiting for the dispatcher; `dispatched=True` for one it has handed out."""
 
@@ -510,6 +515,30 @@ class WebhookAttemptFactory(ModelFactory):
     error = "HTTP 500"
     response_body = "oops"
     next_attempt_at = _from_now(seconds=5)
+=======
+class IdempotencyKeyFactory(ModelFactory):
+    """A completed key of a user, outside any tenant (creating a tenant), as a replay finds it."""
+
+    class Meta:
+        model = IdempotencyKey
+
+    class Params:
+        running = factory.Trait(
+            state=KeyState.RUNNING,
+            locked_until=_from_now(minutes=1),
+            response_status=None,
+            response_body=None,
+        )
+
+    scope_key = factory.LazyFunction(lambda: uuid.uuid4().hex + uuid.uuid4().hex)
+    principal = factory.LazyFunction(lambda: f"user:{uuid.uuid4()}")
+    scope_tenant_id = None
+    request_digest = factory.LazyFunction(lambda: uuid.uuid4().hex + uuid.uuid4().hex)
+    state = KeyState.COMPLETED
+    locked_until = None
+    response_status = 201
+    response_body = '{"id": "x"}'
+>>>>>>> main
     created_at = factory.LazyFunction(utcnow)
 
 

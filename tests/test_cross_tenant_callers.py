@@ -26,6 +26,9 @@ EXPECTED_CALLERS = sorted(
         # memberships, through the SECURITY DEFINER function user_tenants(user_id).
         ("tenants/service.py", "USER_TENANTS"),
         ("tenants/service.py", "USER_TENANTS"),
+        # GET /users/me/export: the audit events the caller acted in, whatever the tenant,
+        # through the SECURITY DEFINER function actor_audit_events(user_id).
+        ("backend/privacy/account.py", "ACTOR_AUDIT_EVENTS"),
         # The platform (superuser) view of the admin panel, and only that view: read-only
         # sessions as the schema owner, for a superuser verified on each request.
         ("admin/scoping.py", PLATFORM),

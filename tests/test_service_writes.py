@@ -30,6 +30,7 @@ from backend.identity.schemas import SignUp, UserUpdate
 from backend.invitations import acceptance
 from backend.invitations import service as invitations
 from backend.invitations.tokens import issue_token
+from backend.privacy import account, tenant_export
 from backend.projects import service as projects
 from backend.projects import tasks, trash
 from backend.projects.access import ProjectCaller, project_caller
@@ -65,6 +66,8 @@ SERVICE_MODULES = (
     "backend.webhooks.service",
     "backend.identity.service",
     "backend.invitations.acceptance",
+    "backend.privacy.account",
+    "backend.privacy.tenant_export",
 )
 
 
@@ -292,6 +295,12 @@ WRITES: dict[str, Write] = {
     "backend.identity.service.log_out_everywhere": lambda a: accounts.log_out_everywhere(
         a.session, a.user("tom"), actor=Actor(user_id=a.user("tom").id)
     ),
+    "backend.privacy.tenant_export.record_tenant_export": lambda a: (
+        tenant_export.record_tenant_export(a.session, a.caller)
+    ),
+    "backend.privacy.account.erase_account": lambda a: account.erase_account(
+        a.session, a.app.state.passwords, a.user("tom"), DEFAULT_PASSWORD
+    ),
 }
 
 # Writes made of several listed writes: each records its own event, in this order.
@@ -341,6 +350,7 @@ READS = {
     "backend.invitations.acceptance.find_by_token",
     "backend.invitations.acceptance.open_invitation",
     "backend.invitations.acceptance.authenticate_invitee",
+    "backend.privacy.account.export_account",
 }
 
 # Steps of a listed write, not writes of their own.
@@ -349,6 +359,7 @@ PARTS = {
     "tenants.service.roles_changed": "change_member_role",
     "backend.invitations.service.revoke_what_the_inviter_may_no_longer_send": "change_member_role",
     "backend.webhooks.service.set_deliveries_due": "update_webhook",
+    "backend.privacy.account.revoke_all_credentials": "erase_account",
     "backend.identity.service.end_every_session": "deactivate_user",
     "backend.invitations.acceptance.claim": "accept",
     "backend.invitations.acceptance.accept_opened": "accept",

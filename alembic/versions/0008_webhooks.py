@@ -1,7 +1,7 @@
 """webhooks: the transactional outbox, endpoints, deliveries and their attempts
 
 Revision ID: 0008_webhooks
-Revises: 0009_admin_search
+Revises: 0006_idempotency_keys
 Create Date: 2026-12-01 04:45:51
 
 Four tenant tables, with row-level security like every other (forced, the tenant policy, and
@@ -24,7 +24,7 @@ from alembic import op
 from backend.core.config import get_settings
 
 revision: str = "0008_webhooks"
-down_revision: str | None = "0009_admin_search"
+down_revision: str | None = "0006_idempotency_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -158,6 +158,7 @@ class PlatformAuditEvent(UUIDPrimaryKey, CreatedAt, Base):
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    anonymous_actor_id: Mapped[uuid.UUID | None]  # as in `audit_events`
     action: Mapped[str] = mapped_column(String(64))
     target_type: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[str] = mapped_column(String(64))

@@ -34,8 +34,11 @@ from backend.invitations.schemas import (
 from backend.invitations.tokens import TOKEN_PATTERN
 from backend.projects.dependencies import ProjectAccess
 from tenants.dependencies import TenantAccess
+from tenants.idempotent_routes import Idempotency, IdempotentRoute
 
-tenant_router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["invitations"])
+tenant_router = APIRouter(
+    prefix="/api/v1/tenants/{tenant_id}", tags=["invitations"], route_class=IdempotentRoute
+)
 public_router = APIRouter(prefix="/api/v1/invitations", tags=["invitations"])
 
 
@@ -58,6 +61,7 @@ async def invite_to_tenant(
     mailer: AppMailer,
     settings: AppSettings,
     limits: AppInvitationLimits,
+    idempotency: Idempotency,
 ) -> InvitationOut:
     """Invite by email into the tenant, optionally straight into one of its projects."""
     invitation = await service.create_invitation(
@@ -82,6 +86,7 @@ async def invite_to_project(
     mailer: AppMailer,
     settings: AppSettings,
     limits: AppInvitationLimits,
+    idempotency: Idempotency,
 ) -> InvitationOut:
     """A project owner invites into the project; the invitee joins the tenant as member (as
     viewer when the project role is viewer)."""

@@ -1,4 +1,5 @@
-"""The purge: the trash past `TRASH_RETENTION_DAYS`, and tenants past their grace period.
+"""The purge: the trash past `TRASH_RETENTION_DAYS`, tenants past their grace period, and
+idempotency keys past their day (`tenants.idempotency`).
 
 Run by `tenantdesk purge`, and daily in-process (`purge_daily`, started with the app). Of
 several workers only one purges at a time: each run holds the `purge` lease
@@ -25,6 +26,7 @@ from backend.core.config import Settings
 from backend.core.database import Database, utcnow
 from backend.core.leases import DAILY_PURGE_LEASE, PURGE_LEASE, claim_lease, release_lease
 from backend.projects.trash import purge_trash
+from tenants.idempotency import purge_idempotency_keys
 from tenants.isolation import enter_tenant
 from tenants.lifecycle import purge_due_tenant, tenants_due_for_purge
 from tenants.models import Tenant
@@ -40,6 +42,7 @@ class PurgeReport:
     tenants: int
     projects: int
     tasks: int
+    idempotency_keys: int = 0
 
 
 def lease_holder() -> str:
@@ -77,10 +80,12 @@ async def _purge(database: Database, settings: Settings) -> PurgeReport:
             await enter_tenant(session, tenant_id)
             purged_projects, purged_tasks = await purge_trash(session, before)
         projects, tasks = projects + purged_projects, tasks + purged_tasks
-    report = PurgeReport(tenants, projects, tasks)
+    async with database.session_factory() as session, session.begin():
+        keys = await purge_idempotency_keys(session, now=now)
+    report = PurgeReport(tenants, projects, tasks, keys)
     logger.info(
         "purge done",
-        extra={"tenants": tenants, "projects": projects, "tasks": tasks},
+        extra={"tenants": tenants, "projects": projects, "tasks": tasks, "idempotency_keys": keys},
     )
     return report
 

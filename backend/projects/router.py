@@ -39,8 +39,11 @@ from backend.projects.schemas import (
     TrashItem,
 )
 from tenants.dependencies import TenantAccess
+from tenants.idempotent_routes import Idempotency, IdempotentRoute
 
-router = APIRouter(prefix="/api/v1/tenants/{tenant_id}/projects", tags=["projects"])
+router = APIRouter(
+    prefix="/api/v1/tenants/{tenant_id}/projects", tags=["projects"], route_class=IdempotentRoute
+)
 trash_router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["trash"])
 TaskPage = Page[TaskOut]
 
@@ -58,7 +61,7 @@ async def list_trash(
 
 @router.post("", status_code=201)
 async def create_project(
-    body: ProjectCreate, caller: TenantAccess, session: DbSession
+    body: ProjectCreate, caller: TenantAccess, session: DbSession, idempotency: Idempotency
 ) -> ProjectOut:
     """Create a project; a user who creates one becomes its owner."""
     created = await service.create_project(session, caller, body.name, body.description)
@@ -169,7 +172,9 @@ async def remove_project_member(
 
 
 @router.post("/{project_id}/tasks", status_code=201)
-async def create_task(body: TaskCreate, caller: ProjectAccess, session: DbSession) -> TaskOut:
+async def create_task(
+    body: TaskCreate, caller: ProjectAccess, session: DbSession, idempotency: Idempotency
+) -> TaskOut:
     task = await tasks.create_task(session, caller, **body.model_dump())
     return TaskOut.model_validate(task)
 

@@ -30,7 +30,14 @@ async def _generate(live_server: LiveServer, into: Path) -> None:
     (into / "openapi.json").write_text(document.text)
     # No post hooks: formatting the generated code is the SDK project's business, not ours.
     (into / "config.json").write_text(
-        json.dumps({"post_hooks": [], "package_name_override": PACKAGE})
+        json.dumps(
+            {
+                "post_hooks": [],
+                "package_name_override": PACKAGE,
+                # The tenant export streams NDJSON: bytes for a client to read line by line.
+                "content_type_overrides": {"application/x-ndjson": "application/octet-stream"},
+            }
+        )
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -105,7 +105,7 @@ async def test_the_server_rules_are_in_the_schema(document: dict[str, Any]) -> N
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("PUT", "/api/v1/users/me", "GET, PATCH"),
+        ("PUT", "/api/v1/users/me", "DELETE, GET, PATCH"),
         ("OPTIONS", "/api/v1/tenants/{id}", "DELETE, GET, PATCH"),
         ("POST", "/api/v1/tenants/{id}/projects/{id}/tasks/{id}", "DELETE, GET, PATCH"),
         ("GET", "/api/v1/invitations/accept", "POST"),

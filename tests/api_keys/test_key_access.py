@@ -189,6 +189,8 @@ async def test_a_well_formed_unknown_key_gets_401(
     [
         ("GET", "/api/v1/users/me"),
         ("PATCH", "/api/v1/users/me"),
+        ("DELETE", "/api/v1/users/me"),
+        ("GET", "/api/v1/users/me/export"),
         ("POST", "/api/v1/users/me/sessions/revoke"),
         ("GET", "/api/v1/users/me/api-keys"),
         ("GET", "/api/v1/tenants"),

@@ -1,5 +1,6 @@
 """Throttling that a stranger cannot turn against a user, at every door that checks a password:
-the token endpoint, the admin login, the invitation page and the password change.
+the token endpoint, the admin login, the invitation page, the password change and the account
+erasure.
 
 Only failures count. An address gets LOGIN_RATE_LIMIT failures (10/minute here); an account gets
 LOGIN_ACCOUNT_FAILURE_BUDGET failures across addresses (50/hour here), after which only addresses
@@ -69,6 +70,16 @@ async def _password_change(app: FastAPI, address: str, password: str) -> httpx.R
         return await http.post("/api/v1/users/me/password", json=body, headers=bearer(app, owner))
 
 
+async def _account_erasure(app: FastAPI, address: str, password: str) -> httpx.Response:
+    """The owner is a platform admin, whose account is not erased this way: 403 once the
+    password is right."""
+    owner: User = app.state.test_owner
+    async with http_client(app, address) as http:
+        return await http.request(
+            "DELETE", "/api/v1/users/me", json={"password": password}, headers=bearer(app, owner)
+        )
+
+
 async def _invitation_page(app: FastAPI, address: str, password: str) -> httpx.Response:
     token = app.state.test_invitation_token
     async with http_client(app, address) as http:
@@ -85,6 +96,7 @@ DOORS = [
     Door("admin login", 302, 400, _admin_login),
     Door("invitation page", 200, 400, _invitation_page),
     Door("password change", 204, 400, _password_change),
+    Door("account erasure", 403, 400, _account_erasure),
 ]
 
 

@@ -30,6 +30,7 @@ from tenants.isolation import CROSS_TENANT_READS, is_tenant_table
 from tenants.roles import ProjectRole, TenantRole
 from tests.conftest import DatabaseUrls
 from tests.cross_tenant import cross_tenant
+from tests.factories import IdempotencyKeyFactory, UserFactory, persist
 from tests.test_cli import run_cli
 from tests.world import TenantWorld, build_tenant
 
@@ -105,7 +106,11 @@ async def test_no_setting_at_all_is_read_but_the_tenant(
                 assert settings == {"app.tenant_id"}, (table, qual)
                 assert "NULLIF" in qual, (table, qual)
             else:
-                assert (name, roles, qual) == ("owner_reads", "{app_owner}", "true"), table
+                # The schema owner's own: reading every tenant, and (the SECURITY DEFINER
+                # erase_audit_actor, migration 0006) rewriting the actor of audit events.
+                owners = {"owner_reads"} | ({"owner_erases"} if table == "audit_events" else set())
+                assert name in owners, table
+                assert (roles, qual) == ("{app_owner}", "true"), table
 
 
 async def test_the_app_role_cannot_make_a_superuser(
@@ -241,3 +246,38 @@ async def test_superusers_are_made_on_the_command_line_as_the_schema_owner(
     events = select(PlatformAuditEvent.action, PlatformAuditEvent.target_id)
     async with cross_tenant(db, "test assertion"):
         assert (await db.execute(events)).all() == [("user.superuser_granted", str(gus.id))]
+
+
+async def test_a_session_sees_its_tenants_keys_and_the_keys_of_no_tenant(
+    db: AsyncSession, harness_db: AsyncSession, app_role: AsyncConnection
+) -> None:
+    acme = await build_tenant(db, "acme", {"ada": TenantRole.OWNER})
+    globex = await build_tenant(db, "globex", {"gus": TenantRole.OWNER})
+    for scope in (acme.id, globex.id, None):
+        harness_db.add(IdempotencyKeyFactory.build(scope_tenant_id=scope))
+    await harness_db.commit()
+
+    async with app_role.begin():
+        await app_role.execute(text(f"SET LOCAL app.tenant_id = '{acme.id}'"))
+        seen = set(await app_role.scalars(text("SELECT scope_tenant_id FROM idempotency_keys")))
+        moved = await app_role.execute(
+            text("UPDATE idempotency_keys SET state = 'running' WHERE scope_tenant_id = :g"),
+            {"g": globex.id},
+        )
+    assert seen == {acme.id, None}
+    assert moved.rowcount == 0
+    async with app_role.begin():
+        await app_role.execute(text("SET LOCAL app.tenant_id = ''"))
+        seen = set(await app_role.scalars(text("SELECT scope_tenant_id FROM idempotency_keys")))
+    assert seen == {None}
+
+
+async def test_the_app_role_deletes_ordinary_accounts_never_a_superuser(
+    db: AsyncSession, owner_db: AsyncSession, app_role: AsyncConnection
+) -> None:
+    admin = await persist(owner_db, UserFactory(is_superuser=True))
+    person = await persist(db, UserFactory())
+    async with app_role.begin():
+        kept = await app_role.execute(text("DELETE FROM users WHERE id = :id"), {"id": admin.id})
+        gone = await app_role.execute(text("DELETE FROM users WHERE id = :id"), {"id": person.id})
+    assert (kept.rowcount, gone.rowcount) == (0, 1)

@@ -136,6 +136,7 @@ ENDPOINTS = [
     Endpoint("DELETE", T, TenantAction.DELETE, 202),
     Endpoint("POST", T + "/restore", TenantAction.DELETE, 409),
     Endpoint("GET", T + "/trash", TenantAction.READ, 200, allows=sees_the_trash),
+    Endpoint("GET", T + "/export", TenantAction.EXPORT, 200),
     Endpoint("GET", T + "/members", TenantAction.READ, 200),
     Endpoint("GET", T + "/members/{target}", TenantAction.READ, 200),
     Endpoint(
@@ -346,6 +347,7 @@ def test_the_matrix_is_the_one_of_the_design() -> None:
         TenantAction.READ: {o, a, m, v},
         TenantAction.MANAGE: {o, a},
         TenantAction.DELETE: {o},
+        TenantAction.EXPORT: {o},
         TenantAction.MANAGE_MEMBERS: {o, a},
         TenantAction.CREATE_PROJECT: {o, a, m},
         TenantAction.SEE_ALL_PROJECTS: {o, a},

@@ -1,0 +1,2 @@
+"""The rights of the people whose data this is: a tenant's export, an account's export and its
+erasure (GDPR Art. 17 and 20)."""

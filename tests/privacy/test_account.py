@@ -1,0 +1,168 @@
+"""GET /api/v1/users/me/export and DELETE /api/v1/users/me (GDPR Art. 20 and 17)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.identity.api_keys import new_api_key
+from backend.identity.models import AdminSession, ApiKey, PlatformAuditEvent, RefreshToken, User
+from backend.projects.models import ProjectMember, Task
+from tenants.models import AuditEvent, Membership
+from tenants.roles import ProjectRole, TenantRole
+from tests.auth import bearer
+from tests.cross_tenant import cross_tenant
+from tests.factories import (
+    AdminSessionFactory,
+    ApiKeyFactory,
+    AuditEventFactory,
+    PlatformAuditEventFactory,
+    RefreshTokenFactory,
+    persist,
+)
+from tests.world import TenantWorld, build_tenant
+
+PASSWORD = "correct horse battery staple"
+ME = "/api/v1/users/me"
+
+
+async def _two_tenants(db: AsyncSession) -> tuple[TenantWorld, TenantWorld]:
+    acme = await build_tenant(db, "acme", {"olive": TenantRole.OWNER, "mia": TenantRole.MEMBER})
+    await acme.add_project(db, "Apollo", {"mia": ProjectRole.EDITOR})
+    await acme.add_task(db, "Apollo", assignee="mia")
+    globex = await build_tenant(db, "globex", {"gus": TenantRole.MEMBER})
+    await globex.add_member(db, "mia", TenantRole.OWNER, user=acme.users["mia"])
+    return acme, globex
+
+
+async def test_the_account_export_holds_what_the_service_knows_without_secrets(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    acme, globex = await _two_tenants(db)
+    mia = acme.users["mia"]
+    await persist(db, RefreshTokenFactory(user=mia, user_id=mia.id))
+    await persist(db, AdminSessionFactory(user=mia, user_id=mia.id))
+    clear_key = new_api_key()
+    key = ApiKeyFactory(key=clear_key, user=mia, user_id=mia.id, scope_tenant=acme.tenant)
+    await persist(db, key)
+    await persist(
+        db, AuditEventFactory(tenant_id=acme.id, actor_user_id=mia.id, action="task.created")
+    )
+    await persist(
+        db, AuditEventFactory(tenant_id=globex.id, actor_user_id=mia.id, action="project.created")
+    )
+    await persist(db, AuditEventFactory(tenant_id=acme.id, actor_user_id=acme.users["olive"].id))
+
+    answer = await client.get(f"{ME}/export", headers=bearer(app, mia))
+
+    assert answer.status_code == 200, answer.text
+    exported = answer.json()
+    assert exported["profile"]["email"] == mia.email
+    assert {(m["tenant_id"], m["role"]) for m in exported["memberships"]} == {
+        (str(acme.id), "member"),
+        (str(globex.id), "owner"),
+    }
+    assert [p["role"] for p in exported["project_memberships"]] == ["editor"]
+    assert len(exported["sessions"]) == 1
+    assert len(exported["panel_sessions"]) == 1
+    assert [k["prefix"] for k in exported["api_keys"]] == [key.prefix]
+    assert sorted(e["action"] for e in exported["audit_events"]) == [
+        "project.created",
+        "task.created",
+    ]
+    text = answer.text
+    for secret in ("token_hash", "id_hash", "password_hash", "key_hash", "secret", clear_key):
+        assert secret not in text
+
+
+async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, owner_db: AsyncSession
+) -> None:
+    acme, globex = await _two_tenants(db)
+    await globex.add_member(db, "gus2", TenantRole.OWNER)  # mia is not the last owner there
+    mia = acme.users["mia"]
+    token = RefreshTokenFactory(user=mia, user_id=mia.id)
+    clear_key = new_api_key()
+    key = ApiKeyFactory(key=clear_key, user=mia, user_id=mia.id, scope_tenant=acme.tenant)
+    await persist(db, token, AdminSessionFactory(user=mia, user_id=mia.id), key)
+    await persist(
+        db, AuditEventFactory(tenant_id=acme.id, actor_user_id=mia.id, action="task.created")
+    )
+    await persist(
+        db, AuditEventFactory(tenant_id=acme.id, target_type="member", target_id=str(mia.id))
+    )
+    await persist(owner_db, PlatformAuditEventFactory(target_id=str(mia.id)))
+    headers = bearer(app, mia)
+
+    answer = await client.request("DELETE", ME, json={"password": PASSWORD}, headers=headers)
+
+    assert answer.status_code == 204, answer.text
+    assert (await client.get(ME, headers=headers)).status_code == 401
+    by_key = {"Authorization": f"Bearer {clear_key}"}
+    assert (await client.get(f"{acme.url}/projects", headers=by_key)).status_code == 401
+    db.expunge_all()
+    async with cross_tenant(db, "the erased account leaves nothing behind, in any tenant"):
+        assert await db.get(User, mia.id) is None
+        assert not (await db.scalars(select(Membership).where(Membership.user_id == mia.id))).all()
+        assert not (
+            await db.scalars(select(ProjectMember).where(ProjectMember.user_id == mia.id))
+        ).all()
+        assert [t.assignee_id for t in await db.scalars(select(Task))] == [None]
+        assert not (
+            await db.scalars(select(RefreshToken).where(RefreshToken.user_id == mia.id))
+        ).all()
+        assert not (
+            await db.scalars(select(AdminSession).where(AdminSession.user_id == mia.id))
+        ).all()
+        assert not (await db.scalars(select(ApiKey).where(ApiKey.user_id == mia.id))).all()
+        events = (await db.scalars(select(AuditEvent).where(AuditEvent.tenant_id == acme.id))).all()
+        assert str(mia.id) not in {e.target_id for e in events}
+        [acted] = [e for e in events if e.action == "task.created"]
+        assert acted.actor_user_id is None
+        assert acted.anonymous_actor_id is not None
+        [targeted] = [e for e in events if e.target_type == "member"]
+        assert targeted.target_id == str(acted.anonymous_actor_id)
+    async with owner_db.begin():
+        platform = (await owner_db.scalars(select(PlatformAuditEvent))).all()
+    assert str(mia.id) not in {e.target_id for e in platform}
+    [erased] = [e for e in platform if e.action == "user.erased"]
+    assert erased.target_id == str(acted.anonymous_actor_id)
+
+
+async def test_the_last_owner_of_a_tenant_is_told_which(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    acme, _ = await _two_tenants(db)
+    mia = acme.users["mia"]
+    answer = await client.request(
+        "DELETE", ME, json={"password": PASSWORD}, headers=bearer(app, mia)
+    )
+    assert answer.status_code == 409, answer.text
+    assert "Globex" in answer.json()["detail"]
+    assert "Acme" not in answer.json()["detail"]
+    assert (await client.get(ME, headers=bearer(app, mia))).status_code == 200
+
+
+async def test_a_wrong_password_is_400_and_erases_nothing(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    acme, _ = await _two_tenants(db)
+    olive = acme.users["olive"]
+    answer = await client.request(
+        "DELETE", ME, json={"password": "wrong"}, headers=bearer(app, olive)
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["errors"][0]["loc"] == ["body", "password"]
+    assert (await client.get(ME, headers=bearer(app, olive))).status_code == 200
+
+
+@pytest.mark.parametrize("body", [{}, {"password": ""}, {"password": "x", "extra": 1}])
+async def test_erasure_needs_the_password_field(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, body: dict[str, object]
+) -> None:
+    acme, _ = await _two_tenants(db)
+    answer = await client.request("DELETE", ME, json=body, headers=bearer(app, acme.users["olive"]))
+    assert answer.status_code == 422, answer.text
