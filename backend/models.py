@@ -5,11 +5,8 @@ from backend.core.database import Base
 from backend.identity import models as identity_models
 from backend.invitations import models as invitation_models
 from backend.projects import models as project_models
-<<<<<<< HEAD
 from backend.webhooks import models as webhook_models
-=======
 from tenants import idempotency as idempotency_models
->>>>>>> main
 from tenants import models as tenant_models
 from tenants import outbox as outbox_models
 

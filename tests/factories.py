@@ -52,7 +52,6 @@ from backend.identity.passwords import TEST_ARGON2ID
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import issue_token
 from backend.projects.models import Project, ProjectMember, Task, TaskStatus
-<<<<<<< HEAD
 from backend.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -60,9 +59,7 @@ from backend.webhooks.models import (
     WebhookEndpoint,
 )
 from backend.webhooks.signing import SecretBox, generate_secret
-=======
 from tenants.idempotency import IdempotencyKey, KeyState
->>>>>>> main
 from tenants.isolation import TenantScoped, current_tenant_id, enter_tenant, leave_tenant_sync
 from tenants.models import AuditEvent, Membership, Tenant, TenantStatus
 from tenants.outbox import OutboxEvent
@@ -419,7 +416,6 @@ class InvitationFactory(ModelFactory):
     created_at = factory.LazyFunction(utcnow)
 
 
-<<<<<<< HEAD
 class OutboxEventFactory(ModelFactory):
     """An event waiting for the dispatcher; `dispatched=True` for one it has handed out."""
 
@@ -515,7 +511,9 @@ class WebhookAttemptFactory(ModelFactory):
     error = "HTTP 500"
     response_body = "oops"
     next_attempt_at = _from_now(seconds=5)
-=======
+    created_at = factory.LazyFunction(utcnow)
+
+
 class IdempotencyKeyFactory(ModelFactory):
     """A completed key of a user, outside any tenant (creating a tenant), as a replay finds it."""
 
@@ -538,7 +536,6 @@ class IdempotencyKeyFactory(ModelFactory):
     locked_until = None
     response_status = 201
     response_body = '{"id": "x"}'
->>>>>>> main
     created_at = factory.LazyFunction(utcnow)
 
 
