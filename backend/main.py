@@ -24,6 +24,7 @@ from backend.core.docs import install_docs
 from backend.core.errors import OutageLog, OutageMiddleware, install_error_handlers
 from backend.core.logging import configure_logging
 from backend.core.mail import Mailer, finish_deliveries
+from backend.core.memory import return_large_blocks_to_the_system
 from backend.core.observability import Metrics, ObservabilityMiddleware
 from backend.core.rate_limit import Throttle
 from backend.core.security_headers import SecurityHeadersMiddleware
@@ -48,6 +49,7 @@ from tenants.router import account_router, tenants_router
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    return_large_blocks_to_the_system()
     metrics = Metrics()
     outages = OutageLog()
 
@@ -126,10 +128,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     if settings.serves_metrics:
         endpoint = metrics.endpoint(settings.metrics_token_value)
         app.add_api_route("/metrics", endpoint, include_in_schema=False)
+    # Routes are matched in order, one regular expression each: the busiest first.
+    app.include_router(projects_router)
     app.include_router(account_router)
     app.include_router(api_keys_router)
     app.include_router(tenants_router)
-    app.include_router(projects_router)
     app.include_router(privacy_router)
     app.include_router(trash_router)
     app.include_router(identity_router)

@@ -184,8 +184,8 @@ def _members(from_: Any, nullable: bool = False) -> Iterator[tuple[Any, bool]]:
         yield from_, nullable
 
 
-def _matches(table: Any, tenant_id: uuid.UUID, nullable: bool = False) -> Any:
-    criterion = table.c[TENANT_COLUMN] == tenant_id
+def _matches(table: Any, tenant: Any, nullable: bool = False) -> Any:
+    criterion = table.c[TENANT_COLUMN] == tenant
     return or_(criterion, table.c[TENANT_COLUMN].is_(None)) if nullable else criterion
 
 
@@ -207,8 +207,9 @@ def _refuse_tenant_change(statement: Update) -> None:
         raise TenantMismatch("an UPDATE cannot move rows to another tenant")
 
 
-def scope_core_statement(statement: Any, found: TenantReferences, tenant_id: uuid.UUID) -> Any:
-    """`statement` with the tenant filter on each of its Core tenant tables."""
+def scope_core_statement(statement: Any, found: TenantReferences, tenant: Any) -> Any:
+    """`statement` with the tenant filter on each of its Core tenant tables; `tenant` is the
+    tenant's id or a bound parameter that will carry it."""
     if isinstance(statement, Update):
         _refuse_tenant_change(statement)
     if found.nested:
@@ -223,10 +224,10 @@ def scope_core_statement(statement: Any, found: TenantReferences, tenant_id: uui
             for table, nullable in _members(from_):
                 if id(table) in core_ids:
                     handled.add(id(table))
-                    criteria.append(_matches(table, tenant_id, nullable))
+                    criteria.append(_matches(table, tenant, nullable))
     elif isinstance(statement, Update | Delete) and id(statement.table) in core_ids:
         handled.add(id(statement.table))
-        criteria.append(_matches(statement.table, tenant_id))
+        criteria.append(_matches(statement.table, tenant))
     elif isinstance(statement, Insert) and id(statement.table) in core_ids:
         handled.add(id(statement.table))
     _refuse_leftovers(found.core, handled)

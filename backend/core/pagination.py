@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import and_, or_
+from sqlalchemy import Integer, and_, bindparam, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from backend.core.errors import BadRequest
-from backend.core.statements import AnySelect
+from backend.core.statements import AnySelect, PerStatement
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -67,18 +67,25 @@ def _typed_id(row_id: InstrumentedAttribute[Any], text: str) -> Any:
         raise BadRequest("The cursor is not valid.") from exc
 
 
-def _paginate(
+# The cursor and the limit are bound parameters: a page's statement is the same object for
+# every page of a statement built once (`PerStatement`), and costs no rewrite per request.
+_AFTER_CREATED_AT = "page_after_created_at"
+_AFTER_ID = "page_after_id"
+_LIMIT = "page_limit"
+
+
+def _ordered_after(
     statement: AnySelect,
     created_at: InstrumentedAttribute[datetime],
     row_id: InstrumentedAttribute[Any],
-    page: PageRequest,
     *,
-    newest_first: bool = False,
+    after_cursor: bool,
+    newest_first: bool,
 ) -> AnySelect:
-    """Order by `(created_at, id)` after the cursor, with one extra row to tell if more exist."""
-    if page.after is not None:
-        after_created, after_text = page.after
-        after_id = _typed_id(row_id, after_text)
+    """Order by `(created_at, id)`, from the cursor's row when there is one, and limited."""
+    if after_cursor:
+        after_created: Any = bindparam(_AFTER_CREATED_AT)
+        after_id: Any = bindparam(_AFTER_ID)
         if newest_first:
             statement = statement.where(
                 or_(
@@ -92,7 +99,34 @@ def _paginate(
                 )
             )
     order = (created_at.desc(), row_id.desc()) if newest_first else (created_at, row_id)
-    return statement.order_by(*order).limit(page.limit + 1)
+    return statement.order_by(*order).limit(bindparam(_LIMIT, type_=Integer))
+
+
+_paged_forms: PerStatement[dict[tuple[Any, ...], AnySelect]] = PerStatement()
+
+
+def _paginate(
+    statement: AnySelect,
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[Any],
+    page: PageRequest,
+    *,
+    newest_first: bool = False,
+) -> tuple[AnySelect, dict[str, Any]]:
+    """The page's statement, with one extra row to tell if more exist, and its parameters."""
+    parameters: dict[str, Any] = {_LIMIT: page.limit + 1}
+    if page.after is not None:
+        after_created, after_text = page.after
+        parameters[_AFTER_CREATED_AT] = after_created
+        parameters[_AFTER_ID] = _typed_id(row_id, after_text)
+    forms = _paged_forms.get(statement, dict)
+    shape = (created_at, row_id, page.after is not None, newest_first)
+    paged = forms.get(shape)
+    if paged is None:
+        paged = forms[shape] = _ordered_after(
+            statement, created_at, row_id, after_cursor=shape[2], newest_first=newest_first
+        )
+    return paged, parameters
 
 
 def _created_at_and_id(row: Any) -> tuple[datetime, Any]:
@@ -123,15 +157,19 @@ async def fetch_page(
     *,
     newest_first: bool = False,
     key: Callable[[Any], tuple[datetime, Any]] | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> tuple[list[Any], str | None]:
-    """One page of `statement` in `(created_at, id)` order, and the cursor of the next one.
+    """One page of `statement` in `(created_at, id)` order, and the cursor of the next one;
+    `parameters` are the values of the statement's own bound parameters.
 
     A statement of one entity gives the entities; any other gives rows. `key` gives an item's
     `(created_at, id)` when the item has no attributes of those names (a row of several
     entities); by default they are read by the columns' names.
     """
-    ordered = _paginate(statement, created_at, row_id, page, newest_first=newest_first)
-    result = await session.execute(ordered)
+    ordered, page_parameters = _paginate(
+        statement, created_at, row_id, page, newest_first=newest_first
+    )
+    result = await session.execute(ordered, (parameters or {}) | page_parameters)
     # One column (an entity, say) gives its values; several give rows. Read from the result, not
     # from `statement.column_descriptions`, which would compile the statement again.
     items = result.scalars().all() if len(result.keys()) == 1 else result.all()

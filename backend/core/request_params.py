@@ -1,13 +1,20 @@
 """Request parameters that many routes share, as `Annotated` dependencies, with their OpenAPI
 documentation: a page of a list (`Pagination`), and the conditional-request headers
 (`IfMatch`, `IfNoneMatch`, `tagged`). What they parse is plain data (`PageRequest`,
-`Preconditions`) that services take; the rules live in `pagination` and `conditional`.
+`Preconditions`) that services take; the rules live in `pagination` and `conditional`. And the
+answer of a list read as rows (`rows_page_response`).
+
+Every dependency here is `async def`: FastAPI runs a plain `def` one in a worker thread, a hop
+there and back on every request for work that never blocks.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Header, Query, Response
 
 from backend.core.conditional import Preconditions
@@ -38,6 +45,26 @@ async def _page_request(
 Pagination = Annotated[PageRequest, Depends(_page_request)]
 
 
+def rows_page_response(rows: Sequence[Any], next_cursor: str | None) -> Response:
+    """A `Page` of rows as JSON, serialised straight from the rows by orjson.
+
+    For a route that declares the page's model as its `response_model` and selects exactly the
+    item model's fields as typed columns (UUIDs, text, enums, aware UTC datetimes): the JSON is
+    the one the model would give (`OPT_UTC_Z` writes UTC as pydantic does), without building
+    and validating a model per row first.
+    """
+    page = {"items": [row._asdict() for row in rows], "next_cursor": next_cursor}
+    body = orjson.dumps(page, default=_uuid_text, option=orjson.OPT_UTC_Z)
+    return Response(body, media_type="application/json")
+
+
+def _uuid_text(value: object) -> str:
+    # asyncpg hands back its own subclass of `uuid.UUID`, which orjson does not take as one.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not serialisable here")
+
+
 def tagged(response: Response, preconditions: Preconditions, current_tag: str) -> None:
     """Answer a GET: 304 when `If-None-Match` names the current tag, else send the tag."""
     if not preconditions.matches_none(current_tag):
@@ -45,7 +72,7 @@ def tagged(response: Response, preconditions: Preconditions, current_tag: str) -
     response.headers["ETag"] = current_tag
 
 
-def _write_preconditions(
+async def _write_preconditions(
     if_match: Annotated[
         str | None,
         Header(
@@ -58,7 +85,7 @@ def _write_preconditions(
     return Preconditions.from_headers(if_match, None)
 
 
-def _read_preconditions(
+async def _read_preconditions(
     if_none_match: Annotated[
         str | None,
         Header(

@@ -30,6 +30,7 @@ from sqlalchemy import ColumnElement, ForeignKey, event
 from sqlalchemy.orm import Mapped, ORMExecuteState, mapped_column, with_loader_criteria
 
 from backend.core.database import AppSession
+from backend.core.statements import PerStatement
 
 # `session.execute(statement, execution_options=INCLUDE_DELETED)`, or
 # `statement.execution_options(**INCLUDE_DELETED)`: the statement sees deleted rows too.
@@ -57,8 +58,14 @@ def hide_also(entity: type[Any], visible: Callable[[Any], ColumnElement[bool]]) 
     _HIDDEN.append(with_loader_criteria(entity, visible, include_aliases=True))
 
 
+# Each statement object's hidden form, built once: a statement built once then keeps the cache
+# key SQLAlchemy computed for it (see `PerStatement`).
+_hidden_forms: PerStatement[Any] = PerStatement()
+
+
 @event.listens_for(AppSession, "do_orm_execute")
 def _hide_deleted_rows(state: ORMExecuteState) -> None:
     if not state.is_select or state.execution_options.get(INCLUDE_DELETED_KEY):
         return
-    state.statement = state.statement.options(*_HIDDEN)
+    statement = state.statement
+    state.statement = _hidden_forms.get(statement, lambda: statement.options(*_HIDDEN))

@@ -2,11 +2,16 @@
 
 Production uses OWASP's argon2id parameters (19 MiB, 2 passes, 1 lane); only ENVIRONMENT=test
 may use cheaper ones. A hash made with other parameters is upgraded on the next good login.
+
+At most one hash per core runs at a time: a hash keeps one core busy, so more at once finish no
+sooner, and each holds its 19 MiB meanwhile (a burst of sign-ins filled the thread pool with
+hashes, and the worker's memory with their blocks).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from functools import lru_cache
 from typing import TypedDict
 
@@ -40,6 +45,7 @@ class Passwords:
         # Verified against when the account does not exist, so that an unknown email costs the
         # same hash as a wrong password and timing does not reveal which accounts exist.
         self._decoy_hash = self.hasher.hash("decoy password that never matches anything")
+        self._hashing = asyncio.Semaphore(os.cpu_count() or 1)
 
     def hash_blocking(self, password: str) -> str:
         return self.hasher.hash(password)
@@ -52,7 +58,9 @@ class Passwords:
         return self.hasher.verify_and_update(password, password_hash)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self.hash_blocking, password)
+        async with self._hashing:
+            return await asyncio.to_thread(self.hash_blocking, password)
 
     async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
-        return await asyncio.to_thread(self.verify_blocking, password, password_hash)
+        async with self._hashing:
+            return await asyncio.to_thread(self.verify_blocking, password, password_hash)

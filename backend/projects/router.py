@@ -22,6 +22,7 @@ from backend.core.request_params import (
     IfMatch,
     IfNoneMatch,
     Pagination,
+    rows_page_response,
     tagged,
 )
 from backend.projects import service, tasks, trash
@@ -179,20 +180,18 @@ async def create_task(
     return TaskOut.model_validate(task)
 
 
-@router.get("/{project_id}/tasks")
+@router.get("/{project_id}/tasks", response_model=TaskPage)
 async def list_tasks(
     caller: ProjectAccess,
     session: DbSession,
     page: Pagination,
     status: TaskStatus | None = None,
     assignee_id: uuid.UUID | None = None,
-) -> TaskPage:
+) -> Response:
     found, cursor = await tasks.list_tasks(
         session, caller, page, status=status, assignee_id=assignee_id
     )
-    # Validated once, here, from the rows; FastAPI then serialises the page without validating
-    # it again.
-    return TaskPage.model_validate({"items": found, "next_cursor": cursor}, from_attributes=True)
+    return rows_page_response(found, cursor)
 
 
 @router.get("/{project_id}/tasks/{task_id}", responses=READ_RESPONSES)

@@ -9,10 +9,11 @@ for a stranger, a tenant member outside the project and an id from another tenan
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import apply_changes, audit_value
@@ -26,6 +27,7 @@ from backend.core.database import utcnow
 from backend.core.errors import NotFound, Problem
 from backend.core.pagination import PageRequest, fetch_page
 from backend.core.soft_delete import INCLUDE_DELETED
+from backend.core.statements import AnySelect
 from backend.projects.access import ProjectCaller
 from backend.projects.models import ProjectMember, Task, TaskStatus
 from backend.projects.schemas import TaskOut
@@ -105,6 +107,17 @@ async def create_task(
 _LISTED_COLUMNS = tuple(getattr(Task, name) for name in TaskOut.model_fields)
 
 
+@functools.cache
+def _task_list(by_status: bool, by_assignee: bool) -> AnySelect:
+    """The list's statement for each combination of filters, built once (values are bound)."""
+    statement = select(*_LISTED_COLUMNS).where(Task.project_id == bindparam("project_id"))
+    if by_status:
+        statement = statement.where(Task.status == bindparam("status"))
+    if by_assignee:
+        statement = statement.where(Task.assignee_id == bindparam("assignee_id"))
+    return statement
+
+
 async def list_tasks(
     session: AsyncSession,
     caller: ProjectCaller,
@@ -116,18 +129,19 @@ async def list_tasks(
     """A page of the project's tasks (rows of `TaskOut`'s fields), oldest first, optionally
     filtered."""
     caller.require(ProjectAction.READ)
-    statement = select(*_LISTED_COLUMNS).where(Task.project_id == caller.project.id)
-    if status is not None:
-        statement = statement.where(Task.status == status)
-    if assignee_id is not None:
-        statement = statement.where(Task.assignee_id == assignee_id)
-    return await fetch_page(session, statement, Task.created_at, Task.id, page)
+    statement = _task_list(status is not None, assignee_id is not None)
+    values = {"project_id": caller.project.id, "status": status, "assignee_id": assignee_id}
+    return await fetch_page(session, statement, Task.created_at, Task.id, page, parameters=values)
+
+
+# Built once: the ORM filter scopes a statement object once, and SQLAlchemy keys it once.
+_TASK_BY_ID = select(Task).where(
+    Task.project_id == bindparam("project_id"), Task.id == bindparam("task_id")
+)
 
 
 async def _task(session: AsyncSession, project_id: uuid.UUID, task_id: uuid.UUID) -> Task:
-    task = await session.scalar(
-        select(Task).where(Task.project_id == project_id, Task.id == task_id)
-    )
+    task = await session.scalar(_TASK_BY_ID, {"project_id": project_id, "task_id": task_id})
     if task is None:
         raise NotFound(TASK_NOT_FOUND)
     return task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Awaitable, Callable
 
@@ -88,3 +89,27 @@ async def test_a_request_completes_while_a_password_is_hashed(
 
     assert other.status_code == 200
     assert (await hashing).status_code == status
+
+
+async def test_no_more_hashes_run_at_once_than_there_are_cores(app: FastAPI) -> None:
+    """Each hash holds a core and 19 MiB while it runs: a burst of sign-ins waits its turn
+    rather than filling the thread pool, and the worker's memory, with hashes."""
+    running, peak, lock = 0, 0, threading.Lock()
+
+    class CountingPasswords(Passwords):
+        def hash_blocking(self, password: str) -> str:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            try:
+                threading.Event().wait(0.05)
+                return super().hash_blocking(password)
+            finally:
+                with lock:
+                    running -= 1
+
+    passwords = CountingPasswords(app.state.settings)
+    cores = os.cpu_count() or 1
+    await asyncio.gather(*(passwords.hash("a passphrase") for _ in range(cores * 3)))
+    assert peak == cores

@@ -7,7 +7,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.pagination import Page
 from backend.projects.models import TaskStatus
+from backend.projects.schemas import TaskOut
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import random_id
 from tests.world import TenantWorld, build_tenant
@@ -157,3 +159,23 @@ async def test_a_title_is_required_and_never_null(
     ).status_code == 422
     kept = await client.patch(f"{tasks_url(acme)}/{task.id}", json={"title": None}, headers=headers)
     assert (kept.status_code, kept.json()["title"]) == (200, task.title)
+
+
+async def test_a_page_of_tasks_is_the_json_its_model_gives(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, acme: TenantWorld
+) -> None:
+    """The list is serialised from its rows without the model (`rows_page_response`): byte for
+    byte what `Page[TaskOut]` would send, and what a read of each task sends."""
+    await acme.add_task(db, "Launch", assignee="eddie", status=TaskStatus.DOING)
+    await acme.add_task(db, "Launch")
+    headers = acme.headers(app, "vera")
+
+    listed = await client.get(tasks_url(acme), params={"limit": 1}, headers=headers)
+
+    assert listed.headers["content-type"] == "application/json"
+    page = Page[TaskOut].model_validate_json(listed.content)
+    assert listed.content == page.model_dump_json().encode()
+    assert page.next_cursor is not None
+    for item in page.items:
+        read = await client.get(f"{tasks_url(acme)}/{item.id}", headers=headers)
+        assert read.json() == item.model_dump(mode="json")

@@ -11,6 +11,7 @@ import uuid
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import (
+    bindparam,
     column,
     delete,
     func,
@@ -230,3 +231,17 @@ async def test_an_orm_subquery_of_a_tenant_table_is_scoped_inside_a_global_query
     db, acme, _ = in_acme
     members = select(User.email).where(User.id.in_(select(Membership.user_id)))
     assert set(await db.scalars(members)) == {acme.users["ada"].email}
+
+
+async def test_a_statement_built_once_is_scoped_to_each_executions_tenant(
+    db: AsyncSession, acme_and_globex: tuple[TenantWorld, TenantWorld]
+) -> None:
+    """The filter builds a statement's scoped form once, with the tenant as a parameter given
+    at each execution: the same statement object reads each context's rows, and only those."""
+    tenant_ids = [world.id for world in acme_and_globex]
+    built_once = select(Task.tenant_id).where(Task.title != bindparam("title"))
+    seen = []
+    for tenant_id in tenant_ids:
+        await enter_tenant(db, tenant_id)
+        seen.append(set((await db.execute(built_once, {"title": "none"})).scalars()))
+    assert seen == [{tenant_id} for tenant_id in tenant_ids]
