@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import secrets
@@ -234,27 +235,53 @@ def serve(
     )
 
 
+WORKER_READY = "webhook dispatcher running; SIGTERM stops it"
+
+
+class StopRequest:
+    """SIGTERM or SIGINT, caught from the moment the worker command starts until the process
+    ends: whenever one comes (during start-up, while it runs, while it stops), the worker stops
+    cleanly and exits 0."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._wake: Callable[[], object] | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._receive)
+
+    def _receive(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+        if self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to wake
+                self._wake()
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+        # A signal handler runs between two bytecodes of the main thread: wake the loop safely.
+        self._wake = lambda: loop.call_soon_threadsafe(stopped.set)
+        if not self.requested:
+            await stopped.wait()
+
+
 @app.command()
 def worker() -> None:
     """Run the webhook dispatcher alone (set WEBHOOK_DISPATCHER_IN_PROCESS=false for `serve`).
 
-    SIGTERM or SIGINT stops it: sends under way finish within SHUTDOWN_GRACE_SECONDS, and what
-    is left is sent after the lease, by this or another worker.
+    It prints one line once it runs. SIGTERM or SIGINT stops it: sends under way finish within
+    SHUTDOWN_GRACE_SECONDS, and what is left is sent after the lease, by this or another worker.
     """
+    stop = StopRequest()
     settings = _settings()
     _refuse_an_unfit_app_role(settings)
-    asyncio.run(_run_worker(settings))
+    asyncio.run(_run_worker(settings, stop))
 
 
-async def _run_worker(settings: Settings) -> None:
+async def _run_worker(settings: Settings, stop: StopRequest) -> None:
     database = Database.from_settings(settings)
     dispatcher = Dispatcher(database, settings, Mailer(settings))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     dispatcher.start()
-    typer.echo("webhook dispatcher running; SIGTERM stops it")
+    typer.echo(WORKER_READY)
     try:
         await stop.wait()
     finally:

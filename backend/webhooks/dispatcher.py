@@ -62,6 +62,7 @@ CONCURRENT_SENDS = 32
 # A lease outlasts the longest attempt, with room for recording it.
 LEASE_MARGIN = timedelta(seconds=30)
 SYSTEM = Actor()
+DISPATCHER_TASK = "webhook-dispatcher"
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class Dispatcher:
     # -- running ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._loop = asyncio.create_task(self.run_forever(), name="webhook-dispatcher")
+        self._loop = asyncio.create_task(self.run_forever(), name=DISPATCHER_TASK)
 
     async def run_forever(self) -> None:
         interval = self.settings.webhook_poll_interval_seconds
@@ -144,11 +145,13 @@ class Dispatcher:
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop polling; let sends under way finish within `grace_seconds`, then cancel them
-        (their leases run out and they are sent again, by this or another dispatcher)."""
+        (their leases run out and they are sent again, by this or another dispatcher). Once it
+        returns, nothing of this dispatcher runs any more."""
         self._stopping.set()
         if self._loop is not None:
             await asyncio.wait({self._loop}, timeout=grace_seconds)
             self._loop.cancel()
+            await asyncio.wait({self._loop})  # a pass cut short ends before this returns
         if self._sending:
             _, pending = await asyncio.wait(set(self._sending), timeout=grace_seconds)
             for task in pending:

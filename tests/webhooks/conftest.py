@@ -7,6 +7,7 @@ sends to is the receiver's, on 127.0.0.1: nothing leaves this machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import Settings
-from backend.webhooks.dispatcher import Dispatcher
+from backend.webhooks.dispatcher import DISPATCHER_TASK, Dispatcher
 from backend.webhooks.models import WebhookDelivery
 from backend.webhooks.targets import Resolver
 from tenants.isolation import enter_tenant
@@ -63,10 +64,17 @@ def fast_settings(settings: Settings) -> Settings:
 MakeDispatcher = Callable[..., Dispatcher]
 
 
+STOP_SECONDS = 10.0
+
+
 @pytest.fixture
 async def make_dispatcher(app: FastAPI, fast_settings: Settings) -> AsyncIterator[MakeDispatcher]:
-    """Dispatchers on the test database (`resolver=`, and settings overrides as keywords);
-    whatever a test leaves running is stopped after it."""
+    """Dispatchers on the test database (`resolver=`, and settings overrides as keywords).
+
+    Every one is stopped after the test, whether it passed or not, and its tasks are awaited (or
+    cancelled past `STOP_SECONDS`): a dispatcher left running would go on handing out the events
+    of later tests, whose databases it shares.
+    """
     made: list[Dispatcher] = []
 
     def make(resolver: Resolver | None = None, **overrides: Any) -> Dispatcher:
@@ -75,15 +83,36 @@ async def make_dispatcher(app: FastAPI, fast_settings: Settings) -> AsyncIterato
         made.append(dispatcher)
         return dispatcher
 
-    yield make
-    for dispatcher in made:
-        await dispatcher.stop(1.0)
+    try:
+        yield make
+    finally:
+        for dispatcher in made:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(dispatcher.stop(1.0), STOP_SECONDS)
+        await _cancel_dispatcher_tasks()
+
+
+@pytest.fixture(autouse=True)
+async def no_dispatcher_outlives_its_test() -> AsyncIterator[None]:
+    """Fails the test that leaves a dispatcher's loop running, and ends that loop."""
+    yield
+    assert await _cancel_dispatcher_tasks() == 0, "a webhook dispatcher outlived its test"
+
+
+async def _cancel_dispatcher_tasks() -> int:
+    """Cancel and await whatever dispatcher loop still runs in this event loop; how many."""
+    loops = {task for task in asyncio.all_tasks() if task.get_name() == DISPATCHER_TASK}
+    for task in loops:
+        task.cancel()
+    if loops:
+        await asyncio.wait(loops)
+    return len(loops)
 
 
 async def run_until(
     dispatcher: Dispatcher,
     done: Callable[[], bool],
-    timeout: float = 10.0,  # noqa: ASYNC109 (a deadline across passes)
+    timeout: float = 30.0,  # noqa: ASYNC109 (a deadline across passes)
 ) -> None:
     """Dispatcher passes (waiting for their sends) until `done()`; fail after `timeout` s."""
     deadline = time.monotonic() + timeout

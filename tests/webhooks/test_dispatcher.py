@@ -8,18 +8,20 @@ import time
 import uuid
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from backend.core.config import Settings
 from backend.core.database import utcnow
 from backend.main import create_app
-from backend.webhooks.models import DeliveryStatus, WebhookAttempt
+from backend.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from backend.webhooks.signing import generate_secret
 from tenants.isolation import enter_tenant
+from tenants.outbox import OutboxEvent
 from tests.conftest import BASE_URL
 from tests.factories import (
     OutboxEventFactory,
@@ -29,7 +31,7 @@ from tests.factories import (
 )
 from tests.harness.receiver import Receiver
 from tests.webhooks.conftest import MakeDispatcher, delivery_rows, register, run_until
-from tests.world import TenantWorld
+from tests.world import TenantWorld, build_tenant
 
 
 async def test_the_service_process_delivers_a_new_task_within_two_seconds(
@@ -140,3 +142,39 @@ async def test_a_delivery_whose_dispatcher_died_is_sent_once_its_lease_has_passe
     attempts = list(await db.scalars(select(WebhookAttempt)))
     await db.commit()
     assert [(a.attempt, a.status_code) for a in attempts] == [(1, 200)]
+
+
+async def test_a_pass_for_one_tenant_touches_no_other_tenants_rows(
+    db: AsyncSession,
+    acme: TenantWorld,
+    superuser_engine: AsyncEngine,
+    make_dispatcher: MakeDispatcher,
+) -> None:
+    """Handing out events and leasing deliveries are UPDATEs of a batch picked in a subquery:
+    both stay inside the tenant being worked on (the ORM filter on SQLite, and RLS besides on
+    PostgreSQL), so a pass never claims, or touches, another tenant's work."""
+    globex = await build_tenant(db, "globex")
+    for world in (acme, globex):
+        endpoint = WebhookEndpointFactory(tenant_id=world.id)
+        delivery = WebhookDeliveryFactory(tenant_id=world.id, endpoint=endpoint)
+        await persist(db, OutboxEventFactory(tenant_id=world.id), delivery)
+    dispatcher = make_dispatcher()
+    before = await _work_rows(superuser_engine, globex.id)
+
+    await dispatcher._hand_out_events(acme.id, utcnow())
+    leased = await dispatcher._claim_due(acme.id, utcnow())
+
+    assert {claimed.tenant_id for claimed in leased} == {acme.id}
+    assert await _work_rows(superuser_engine, globex.id) == before
+    acme_rows = await _work_rows(superuser_engine, acme.id)
+    assert all(row.dispatch_after is None for row in acme_rows[OutboxEvent.__tablename__])
+
+
+async def _work_rows(engine: AsyncEngine, tenant_id: uuid.UUID) -> dict[str, list[Any]]:
+    """A tenant's events and deliveries, read past RLS."""
+    found = {}
+    async with engine.connect() as connection:
+        for table in (OutboxEvent.__table__, WebhookDelivery.__table__):
+            rows = await connection.execute(select(table).where(table.c.tenant_id == tenant_id))
+            found[table.name] = sorted(rows.all(), key=lambda row: str(row.id))
+    return found

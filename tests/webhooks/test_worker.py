@@ -9,6 +9,7 @@ import sys
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.cli import WORKER_READY
 from backend.core.config import Settings
 from backend.webhooks.signing import generate_secret
 from tests.factories import OutboxEventFactory, WebhookEndpointFactory, persist
@@ -16,6 +17,7 @@ from tests.harness.receiver import Receiver
 from tests.harness.service import PROJECT_ROOT
 from tests.world import TenantWorld
 
+STARTUP_SECONDS = 60.0
 STOP_SECONDS = 30.0
 
 
@@ -48,6 +50,7 @@ async def test_the_worker_delivers_and_stops_on_sigterm(
         stderr=asyncio.subprocess.STDOUT,
     )
     try:
+        started = await _output_until_ready(worker)
         await persist(db, event)
         [arrived] = await receiver.wait_for(1, timeout=60.0)
         worker.send_signal(signal.SIGTERM)
@@ -57,8 +60,21 @@ async def test_the_worker_delivers_and_stops_on_sigterm(
             worker.kill()
             await worker.wait()
     assert worker.stdout is not None
-    output = (await worker.stdout.read()).decode()
+    output = started + (await worker.stdout.read()).decode()
 
     assert code == 0, output
     assert arrived.verified(secret)["id"] == str(event.id)
     assert secret not in output
+
+
+async def _output_until_ready(worker: asyncio.subprocess.Process) -> str:
+    """What the worker printed up to its line saying it runs (its SIGTERM handler is in place
+    by then); fails if it exits or stays silent for `STARTUP_SECONDS`."""
+    assert worker.stdout is not None
+    lines = []
+    async with asyncio.timeout(STARTUP_SECONDS):
+        while not lines or lines[-1].rstrip() != WORKER_READY:
+            line = (await worker.stdout.readline()).decode()
+            assert line, f"the worker exited before it ran: {''.join(lines)}"
+            lines.append(line)
+    return "".join(lines)
