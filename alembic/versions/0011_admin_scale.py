@@ -1,7 +1,7 @@
 """the admin's orderings and searches on the rows not in the trash: partial indexes
 
 Revision ID: 0011_admin_scale
-Revises: 0006_idempotency_keys
+Revises: 0008_webhooks
 
 Every read of projects and tasks carries `deleted_at IS NULL` (the soft-delete filter), so the
 indexes the admin panel lists and searches them by cover only those rows: a list ordered by an
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_admin_scale"
-down_revision: str | None = "0006_idempotency_keys"
+down_revision: str | None = "0008_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
