@@ -77,6 +77,11 @@ def task_tag(task: Task | AnyRow) -> str:
     return task_json(task)[1]
 
 
+def task_out(task: Task) -> TaskOut:
+    """The task as a model: what its webhook events carry."""
+    return TaskOut.model_validate(task)
+
+
 _DESCRIBED = ("title", "status", "assignee_id")
 
 
@@ -213,7 +218,7 @@ async def delete_task(
                 Task.deleted_at.is_(None),
             )
             .values(deleted_at=utcnow(), deleted_by=caller.tenant.user_id, version=Task.version + 1)
-            .returning(*_LISTED_COLUMNS)
+            .returning(*_SHOWN_COLUMNS)
             .execution_options(synchronize_session=False)
         )
     ).one_or_none()
