@@ -59,6 +59,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # asyncpg already decodes `timestamptz` as an aware UTC datetime: a list of 50 rows
+        # would call the conversion above 100 times for nothing.
+        if dialect.driver == "asyncpg":
+            return None
+        return super().result_processor(dialect, coltype)
+
 
 def string_enum(enum_class: type[StrEnum], name: str) -> Enum:
     """Stored as its value in a short string column with a CHECK, the same on every backend."""

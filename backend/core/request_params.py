@@ -52,7 +52,12 @@ def json_response(body: bytes, status_code: int = 200, etag: str | None = None) 
 def rows_page_response(rows: Sequence[Any], next_cursor: str | None) -> Response:
     """A `Page` of rows as JSON, serialised straight from the rows (`model_json`): for a route
     whose statement selects exactly the item model's fields as typed columns."""
-    page = {"items": [row._asdict() for row in rows], "next_cursor": next_cursor}
+    # The names once per page: `Row._asdict` would look each one up again in every row.
+    names = rows[0]._fields if rows else ()
+    page = {
+        "items": [dict(zip(names, row, strict=True)) for row in rows],
+        "next_cursor": next_cursor,
+    }
     return json_response(model_json(page))
 
 

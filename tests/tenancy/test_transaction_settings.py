@@ -8,8 +8,9 @@ applies. Seen on the wire's two paths: asyncpg's query log has every simple-prot
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -30,8 +31,8 @@ pytestmark = pytest.mark.postgres_only
 PREPARED = "prepared: "
 
 
-@contextmanager
-def driver_queries(engine: AsyncEngine) -> Iterator[list[str]]:
+@asynccontextmanager
+async def driver_queries(engine: AsyncEngine) -> AsyncIterator[list[str]]:
     """What the driver sends while the block runs, in order: simple-protocol messages as they
     are, prepared statements marked `PREPARED`."""
     sent: list[str] = []
@@ -53,6 +54,9 @@ def driver_queries(engine: AsyncEngine) -> Iterator[list[str]]:
     event.listen(engine.sync_engine, "after_cursor_execute", prepared)
     try:
         yield sent
+        # asyncpg hands each query to its loggers with `call_soon`: let the last ones (the
+        # COMMIT that ends the request) reach the list before it is read.
+        await asyncio.sleep(0)
     finally:
         event.remove(engine.sync_engine, "checkout", attach)
         event.remove(engine.sync_engine, "checkin", detach)
@@ -80,7 +84,7 @@ async def acme(db: AsyncSession) -> TenantWorld:
 async def test_a_tenant_request_sends_begin_and_its_tenant_in_one_round_trip(
     app: FastAPI, client: httpx.AsyncClient, acme: TenantWorld
 ) -> None:
-    with driver_queries(app.state.database.engine) as sent:
+    async with driver_queries(app.state.database.engine) as sent:
         response = await client.get(f"{acme.url}/projects", headers=acme.headers(app, "olga"))
     assert response.status_code == 200, response.text
 
@@ -94,7 +98,7 @@ async def test_a_tenant_request_sends_begin_and_its_tenant_in_one_round_trip(
 async def test_a_transaction_without_a_tenant_still_clears_the_setting_first(
     app: FastAPI, client: httpx.AsyncClient, acme: TenantWorld
 ) -> None:
-    with driver_queries(app.state.database.engine) as sent:
+    async with driver_queries(app.state.database.engine) as sent:
         response = await client.get("/api/v1/users/me", headers=acme.headers(app, "olga"))
     assert response.status_code == 200, response.text
     for transaction in transactions(sent):
@@ -104,13 +108,12 @@ async def test_a_transaction_without_a_tenant_still_clears_the_setting_first(
 async def test_entering_a_tenant_mid_transaction_sets_it_in_one_round_trip(
     database: Database, acme: TenantWorld
 ) -> None:
-    with driver_queries(database.engine) as sent:
-        async with database.session_factory() as session:
-            assert await session.scalar(text("SELECT current_setting('app.tenant_id', true)")) == ""
-            await enter_tenant(session, acme.id)
-            setting = text("SELECT current_setting('app.tenant_id', true)")
-            assert await session.scalar(setting) == str(acme.id)
-            await session.rollback()
+    async with driver_queries(database.engine) as sent, database.session_factory() as session:
+        assert await session.scalar(text("SELECT current_setting('app.tenant_id', true)")) == ""
+        await enter_tenant(session, acme.id)
+        setting = text("SELECT current_setting('app.tenant_id', true)")
+        assert await session.scalar(setting) == str(acme.id)
+        await session.rollback()
     begin, read_before, setting, read_after, end = transactions(sent)[0]
     assert begin.startswith("BEGIN; SET LOCAL app.tenant_id = ''")
     assert read_before.startswith(PREPARED)
