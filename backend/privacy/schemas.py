@@ -80,6 +80,17 @@ class ActedAuditEvent(BaseModel):
     created_at: datetime
 
 
+class ActedPlatformAuditEvent(BaseModel):
+    """An event of the platform's own log (sign-up, profile, sessions): no tenant."""
+
+    id: uuid.UUID
+    action: str
+    target_type: str
+    target_id: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
 class AccountExport(BaseModel):
     """What the service holds about the caller (GDPR Art. 20)."""
 
@@ -90,3 +101,4 @@ class AccountExport(BaseModel):
     panel_sessions: list[PanelSessionRecord]
     api_keys: list[ApiKeyRecord]
     audit_events: list[ActedAuditEvent]
+    platform_audit_events: list[ActedPlatformAuditEvent]
