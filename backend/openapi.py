@@ -46,8 +46,8 @@ ERROR_DESCRIPTIONS = {
 HEADERS = {429: RETRY_AFTER, 503: RETRY_AFTER}
 # A create that honours Idempotency-Key (it declares the header) also answers these.
 IDEMPOTENT_ERRORS = {
-    409: "A request with the same `Idempotency-Key` is still being processed; retry later.",
-    422: "The `Idempotency-Key` was used with a different request (method, path or body).",
+    409: "a request with the same `Idempotency-Key` is still being processed (retry later)",
+    422: "the `Idempotency-Key` was used with a different request (method, path or body)",
 }
 REPLAYED = {
     REPLAYED_HEADER: {
@@ -178,7 +178,7 @@ def _is_idempotent(operation: dict[str, Any]) -> bool:
 def problem_response(status: int, *, idempotent: bool = False) -> dict[str, Any]:
     description = ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase)
     if idempotent and status in IDEMPOTENT_ERRORS:
-        description = f"{description} Or: {IDEMPOTENT_ERRORS[status]}"
+        description = f"{description} Also when {IDEMPOTENT_ERRORS[status]}."
     response: dict[str, Any] = {
         "description": description,
         "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 from alembic import op
-from backend.core.config import get_settings
+from backend.core.app_role_grants import for_app_role
 
 revision: str = "0010_lifecycle"
 down_revision: str | None = "0006_idempotency_keys"
@@ -117,22 +117,6 @@ NEW_FUNCTIONS = {
 APP_FUNCTIONS = ["actor_platform_audit_events(uuid)"]
 
 
-def _for_app_role(statements: list[str]) -> None:
-    role = get_settings().database_app_role
-    body = ";\n".join(statement.format(role=role) for statement in statements)
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
-                {body};
-            END IF;
-        END
-        $$
-        """
-    )
-
-
 def _revision_0006() -> ModuleType:
     """0006 as a module: its `ERASE` is what the downgrade restores."""
     path = Path(__file__).with_name("0006_idempotency_keys.py")
@@ -154,7 +138,7 @@ def upgrade() -> None:
     # The definer function now rewrites the platform log's `data` as the schema owner, which
     # row-level security does not bind there (the table has none); the tenant log's policy
     # `owner_erases` (0006) already lets it update `audit_events`.
-    _for_app_role(
+    for_app_role(
         [f"GRANT EXECUTE ON FUNCTION {signature} TO {{role}}" for signature in APP_FUNCTIONS]
     )
 
