@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import secrets
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -23,9 +25,11 @@ from backend.core.app_role import AppRoleUnfit, check_app_role
 from backend.core.config import VAR_DIR, ConfigurationError, Settings, get_settings
 from backend.core.database import Database
 from backend.core.logging import configure_logging
+from backend.core.mail import Mailer, finish_deliveries
 from backend.identity.bootstrap import bootstrap, ensure_superuser, set_superuser
 from backend.identity.passwords import Passwords
 from backend.projects.purge import PurgeReport, run_purge
+from backend.webhooks.dispatcher import Dispatcher
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKER_HEALTHCHECK_SECONDS = 30
@@ -229,6 +233,63 @@ def serve(
         # also catches a worker still starting on a busy machine, and restarts it forever.
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
+
+
+WORKER_READY = "webhook dispatcher running; SIGTERM stops it"
+
+
+class StopRequest:
+    """SIGTERM or SIGINT, caught from the moment the worker command starts until the process
+    ends: whenever one comes (during start-up, while it runs, while it stops), the worker stops
+    cleanly and exits 0."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._wake: Callable[[], object] | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._receive)
+
+    def _receive(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+        if self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to wake
+                self._wake()
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+        # A signal handler runs between two bytecodes of the main thread: wake the loop safely.
+        self._wake = lambda: loop.call_soon_threadsafe(stopped.set)
+        if not self.requested:
+            await stopped.wait()
+
+
+@app.command()
+def worker() -> None:
+    """Run the webhook dispatcher alone (set WEBHOOK_DISPATCHER_IN_PROCESS=false for `serve`).
+
+    It prints one line once it runs. SIGTERM or SIGINT stops it: sends under way finish within
+    SHUTDOWN_GRACE_SECONDS, and what is left is sent after the lease, by this or another worker.
+    """
+    stop = StopRequest()
+    settings = _settings()
+    _refuse_an_unfit_app_role(settings)
+    asyncio.run(_run_worker(settings, stop))
+
+
+async def _run_worker(settings: Settings, stop: StopRequest) -> None:
+    database = Database.from_settings(settings)
+    dispatcher = Dispatcher(database, settings, Mailer(settings))
+    dispatcher.start()
+    typer.echo(WORKER_READY)
+    try:
+        await stop.wait()
+    finally:
+        grace = settings.shutdown_grace_seconds
+        deadline = time.monotonic() + grace
+        await dispatcher.stop(grace)
+        await finish_deliveries(max(0.0, deadline - time.monotonic()))
+        await database.dispose()
 
 
 if __name__ == "__main__":

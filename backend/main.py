@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,6 +40,9 @@ from backend.privacy.router import router as privacy_router
 from backend.projects.purge import purge_daily
 from backend.projects.router import router as projects_router
 from backend.projects.router import trash_router
+from backend.webhooks.dispatcher import Dispatcher
+from backend.webhooks.router import router as webhooks_router
+from backend.webhooks.service import Webhooks
 from tenants.router import account_router, tenants_router
 
 
@@ -58,17 +62,29 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # collection, each of which would otherwise pause the event loop for its whole length.
         gc.freeze()
         purging: asyncio.Task[None] | None = None
+        dispatcher = None
         try:
             await check_app_role(app.state.database.engine, settings)
             if settings.purge_interval_seconds > 0:
                 purging = asyncio.create_task(purge_daily(app.state.database, settings))
+            if settings.webhook_dispatcher_in_process:
+                dispatcher = Dispatcher(
+                    app.state.database, settings, app.state.mailer, outages=outages
+                )
+                dispatcher.start()
             yield
         finally:
             if purging is not None:
                 purging.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await purging
-            await finish_deliveries(settings.shutdown_grace_seconds)
+            # Webhook sends under way, then mail queued (some by the dispatcher), within the
+            # one grace period.
+            grace = settings.shutdown_grace_seconds
+            deadline = time.monotonic() + grace
+            if dispatcher is not None:
+                await dispatcher.stop(grace)
+            await finish_deliveries(max(0.0, deadline - time.monotonic()))
             await app.state.database.dispose()
 
     app = FastAPI(
@@ -89,6 +105,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.sign_in_throttle = SignInThrottle.from_settings(settings)
     app.state.invitation_limits = InvitationLimits.from_settings(settings)
     app.state.outages = outages
+    app.state.webhooks = Webhooks.from_settings(settings)
 
     install_error_handlers(app)
     # Innermost of the middleware, so that its 413 gets the CORS headers like any answer.
@@ -122,5 +139,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(invitations.tenant_router)
     app.include_router(invitations.public_router)
     app.include_router(invitation_pages.router)
+    app.include_router(webhooks_router)
     mount_admin(app, settings)
     return app

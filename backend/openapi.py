@@ -16,10 +16,15 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from backend.core.errors import PROBLEM_JSON, ProblemDetails
+from backend.invitations.schemas import InvitationOut
+from backend.projects.schemas import ProjectData, TaskOut
+from backend.webhooks.schemas import EventPayload, PingData
 from tenants.idempotent_routes import HEADER as IDEMPOTENCY_KEY
 from tenants.idempotent_routes import REPLAYED_HEADER
+from tenants.schemas import MemberOut
 
 PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
 RETRY_AFTER = {
@@ -56,6 +61,54 @@ REPLAYED = {
         "schema": {"type": "string", "enum": ["true"]},
     }
 }
+
+# What `data` holds in each event: the object as the API shows it.
+EVENT_DATA: dict[str, type[BaseModel]] = {
+    "member.added": MemberOut,
+    "member.role_changed": MemberOut,
+    "member.removed": MemberOut,
+    "project.created": ProjectData,
+    "project.updated": ProjectData,
+    "project.deleted": ProjectData,
+    "task.created": TaskOut,
+    "task.updated": TaskOut,
+    "task.deleted": TaskOut,
+    "invitation.created": InvitationOut,
+    "invitation.accepted": InvitationOut,
+    "webhook.ping": PingData,
+}
+WEBHOOK_DELIVERY = (
+    "POSTed to each endpoint subscribed to the type, signed per the Standard Webhooks "
+    "specification: verify `webhook-signature` with the endpoint's secret (e.g. "
+    "`standardwebhooks.Webhook(secret).verify(body, headers)`). Delivered at least once: "
+    "`webhook-id` (the event id) is the same on every retry. No redirect is followed."
+)
+WEBHOOK_HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "description": "The event's id; deduplicate by it.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "description": "Unix seconds when this attempt was signed.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "description": (
+            '`v1,` and the base64 HMAC-SHA256 of "{id}.{timestamp}.{body}"; two, space-separated, '
+            "for 24 hours after a secret rotation."
+        ),
+        "schema": {"type": "string"},
+    },
+]
 
 
 @dataclass(frozen=True)
@@ -131,6 +184,15 @@ OPERATIONS: dict[str, Operation] = {
     "accept_invitation_as_new_user": Operation(
         "invitations-accept-new-user", errors=(403, 404, 409, 410)
     ),
+    "create_webhook": Operation("webhooks-create"),
+    "list_webhooks": Operation("webhooks-list"),
+    "read_webhook": Operation("webhooks-read"),
+    "update_webhook": Operation("webhooks-update"),
+    "delete_webhook": Operation("webhooks-delete"),
+    "ping_webhook": Operation("webhooks-ping", errors=(409,)),
+    "rotate_webhook_secret": Operation("webhooks-rotate-secret"),
+    "list_webhook_deliveries": Operation("webhook-deliveries-list"),
+    "retry_webhook_delivery": Operation("webhook-deliveries-retry", errors=(409,)),
     "live": Operation("health-live", database=False),
     "ready": Operation("health-ready"),
 }
@@ -219,14 +281,56 @@ def _is_fastapi_validation_error(response: dict[str, Any] | None) -> bool:
     return reference.endswith("/HTTPValidationError")
 
 
+def document_webhooks(schema: dict[str, Any]) -> None:
+    """OpenAPI 3.1's `webhooks`: what a subscriber receives for each event type, the object in
+    `data` as the API shows it, signed per the Standard Webhooks specification."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for event_type, model in EVENT_DATA.items():
+        name = model.__name__
+        found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(found.pop("$defs", {}))
+        components.setdefault(name, found)
+        payload = {
+            "allOf": [
+                {"$ref": "#/components/schemas/EventPayload"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "type": {"const": event_type},
+                        "data": {"$ref": f"#/components/schemas/{name}"},
+                    },
+                },
+            ]
+        }
+        schema.setdefault("webhooks", {})[event_type] = {
+            "post": {
+                "operationId": f"event-{event_type.replace('.', '-').replace('_', '-')}",
+                "summary": f"`{event_type}`",
+                "description": WEBHOOK_DELIVERY,
+                "parameters": WEBHOOK_HEADERS,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": payload}},
+                },
+                "responses": {
+                    "2XX": {"description": "Received: the delivery ends."},
+                    "default": {"description": "Anything else, or no answer: retried."},
+                },
+            }
+        }
+    envelope = EventPayload.model_json_schema(ref_template="#/components/schemas/{model}")
+    components["EventPayload"] = envelope
+
+
 def install_openapi(app: FastAPI) -> None:
-    """Serve the document built once, with the error answers documented."""
+    """Serve the document built once, with the error answers and the webhooks documented."""
 
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document_problems(generate())  # FastAPI keeps what it generated in openapi_schema
+            document_webhooks(app.openapi_schema or {})
         return app.openapi_schema or generate()
 
     # FastAPI documents replacing `app.openapi` as the way to extend the document.

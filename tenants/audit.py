@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +13,7 @@ from backend.core.audit import Actor, event_columns
 from backend.core.pagination import PageRequest, fetch_page
 from tenants.caller import TenantCaller
 from tenants.models import AuditEvent
+from tenants.outbox import record_event
 from tenants.roles import TenantAction
 
 
@@ -22,12 +24,21 @@ def record_audit(
     target_type: str,
     target_id: uuid.UUID | str,
     data: dict[str, Any] | None = None,
+    *,
+    event: BaseModel | None = None,
+    event_type: str | None = None,
 ) -> AuditEvent:
-    """Add an event to the session's tenant (taken from the tenant context, like every insert)."""
+    """Add an event to the session's tenant (taken from the tenant context, like every insert).
+
+    With `event` (the object as the API shows it), the change is also published to the tenant's
+    webhooks through the outbox, as `event_type` (default: `action`), in the same transaction.
+    """
     columns = event_columns(actor, action, target_type, target_id, data)
-    event = AuditEvent(**columns, actor_client_id=actor.client_id)
-    session.add(event)
-    return event
+    audit_event = AuditEvent(**columns, actor_client_id=actor.client_id)
+    session.add(audit_event)
+    if event is not None:
+        record_event(session, event_type or action, event)
+    return audit_event
 
 
 async def list_audit_events(

@@ -163,18 +163,27 @@ def leave_tenant_sync(session: Session) -> None:
 
 class CrossTenantRead:
     """Rows of a tenant table picked by one column, whatever their tenant: `columns` of `table`
-    where `by` equals the value given.
+    where `by` equals the value given (or, with `at_or_before`, is at or before it: work due).
 
     On PostgreSQL it is the SECURITY DEFINER function `function` (a migration creates it, owned
     by the schema owner, with a fixed `search_path`); on SQLite, which has no row-level security,
     the same query on an alias of the table that the ORM filter lets through.
     """
 
-    def __init__(self, function: str, table: FromClause, by: str, columns: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        function: str,
+        table: FromClause,
+        by: str,
+        columns: tuple[str, ...],
+        *,
+        at_or_before: bool = False,
+    ) -> None:
         self.function = function
         self.table = table
         self.by = by
         self.columns = columns
+        self.at_or_before = at_or_before
         self.fallback = table.alias(function)
         statements.trust_alias(self.fallback)
         CROSS_TENANT_READS[function] = self
@@ -190,7 +199,10 @@ def cross_tenant_rows(session: AsyncSession | Session, read: CrossTenantRead, va
         typed = [column(name, read.table.c[name].type) for name in read.columns]
         return getattr(func, read.function)(value).table_valued(*typed, name=read.function)
     alias = read.fallback
-    chosen = select(*(alias.c[name] for name in read.columns)).where(alias.c[read.by] == value)
+    by = alias.c[read.by]
+    chosen = select(*(alias.c[name] for name in read.columns)).where(
+        by <= value if read.at_or_before else by == value
+    )
     return chosen.subquery(read.function)
 
 

@@ -25,6 +25,7 @@ from backend.core.conditional import (
     flush_at_version,
     flush_unique,
 )
+from backend.core.database import utcnow
 from backend.core.errors import Conflict, Forbidden, NotFound
 from backend.core.pagination import PageRequest, fetch_page
 from backend.core.statements import AnySelect
@@ -263,9 +264,14 @@ async def add_member(
     existing = await session.scalar(select(Membership).where(Membership.user_id == user_id))
     if existing is not None:
         return existing
-    membership = Membership(user_id=user_id, role=role)
+    user = await session.get(User, user_id)  # in the session already where the caller has it
+    if user is None:
+        raise NotFound("No account has this id.")
+    membership = Membership(user_id=user_id, role=role, created_at=utcnow())
     session.add(membership)
-    record_audit(session, actor, "member.added", "user", user_id, {"role": role.value})
+    member = _member_out(membership, user.email, user.full_name)
+    data = {"role": role.value}
+    record_audit(session, actor, "member.added", "user", user_id, data, event=member)
     await session.flush()
     return membership
 
@@ -278,13 +284,6 @@ async def grant_membership(
     if await session.get(User, user_id) is None:
         raise NotFound("No account has this id.")
     return await add_member(session, caller.tenant_id, user_id, role, caller.actor)
-
-
-async def _membership(session: AsyncSession, user_id: uuid.UUID) -> Membership:
-    membership = await session.scalar(select(Membership).where(Membership.user_id == user_id))
-    if membership is None:
-        raise NotFound(MEMBER_NOT_FOUND)
-    return membership
 
 
 async def _ensure_another_owner(session: AsyncSession, user_id: uuid.UUID) -> None:
@@ -330,16 +329,18 @@ async def change_member_role(
     precondition.require_match(member_tag(membership, before))
     previous = membership.role
     _require_may_assign(caller, previous, role)
+    after = before.model_copy(update={"role": role})
     if previous is not role:
         if previous is TenantRole.OWNER:
             await _ensure_another_owner(session, user_id)
         membership.role = role
         data = {"role": {"from": previous.value, "to": role.value}}
-        record_audit(session, caller.actor, "member.role_changed", "user", user_id, data)
+        record_audit(
+            session, caller.actor, "member.role_changed", "user", user_id, data, event=after
+        )
         await flush_at_version(session, precondition)
         if _RANK[role] < _RANK[previous]:  # a promotion takes no right away
             await roles_changed(session, caller.actor, user_id)
-    after = before.model_copy(update={"role": role})
     return after, member_tag(membership, after)
 
 
@@ -358,13 +359,10 @@ async def remove_member(
     leaving = caller.user_id == user_id
     if not leaving:
         caller.require(TenantAction.MANAGE_MEMBERS)
+    membership, email, full_name = await _member_row(session, user_id)
+    member = _member_out(membership, email, full_name)
     if precondition.expects_version:
-        membership, email, full_name = await _member_row(session, user_id)
-        precondition.require_match(
-            member_tag(membership, _member_out(membership, email, full_name))
-        )
-    else:
-        membership = await _membership(session, user_id)
+        precondition.require_match(member_tag(membership, member))
     role, version = membership.role, membership.version
     if not leaving:
         _require_may_assign(caller, role, None)
@@ -375,5 +373,16 @@ async def remove_member(
     where = Membership.user_id == user_id
     await delete_at_version(session, Membership, where, version, precondition)
     action = "member.left" if leaving else "member.removed"
-    record_audit(session, caller.actor, action, "user", user_id, {"role": role.value})
+    data = {"role": role.value}
+    # Leaving is a removal to the tenant's other systems: one event type for both.
+    record_audit(
+        session,
+        caller.actor,
+        action,
+        "user",
+        user_id,
+        data,
+        event=member,
+        event_type="member.removed",
+    )
     await roles_changed(session, caller.actor, user_id)

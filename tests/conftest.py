@@ -41,6 +41,7 @@ from backend.identity.bootstrap import ensure_default_client
 from backend.main import create_app
 from backend.models import metadata
 from tests.cross_tenant import DATABASE_KEY
+from tests.factories import TEST_SECRET_KEY
 from tests.harness.live import LiveServer, start_live_server
 from tests.harness.pgbouncer import PgBouncer
 from tests.harness.postgres import APP_ROLE, DATABASE, PostgresServer
@@ -146,7 +147,7 @@ def settings(database_urls: DatabaseUrls, smtp_server: SmtpServer) -> Settings:
         database_url=database_urls.app,
         migrations_database_url=database_urls.owner,
         database_pooler=DatabasePooler.PGBOUNCER if TEST_POOLER else DatabasePooler.NONE,
-        secret_key=SecretStr("test-secret-key-" + "x" * 32),
+        secret_key=SecretStr(TEST_SECRET_KEY),
         jwt_private_keys=SecretStr(generate_private_key_pem()),
         public_base_url=BASE_URL,
         email_backend=EmailBackend.SMTP,
@@ -156,6 +157,10 @@ def settings(database_urls: DatabaseUrls, smtp_server: SmtpServer) -> Settings:
         login_account_failure_budget="1000/hour",
         # Tests resend right after inviting; the cooldown's own tests turn it on.
         invitation_resend_cooldown_seconds=0,
+        # Webhook tests start their own dispatchers; and whatever a test registers (schemathesis
+        # makes up URLs) is sent nowhere but to this machine, and looked up nowhere.
+        webhook_dispatcher_in_process=False,
+        webhook_allowed_hosts=["127.0.0.1", "localhost"],
         # The daily purge would run at start-up, beside the tests; its own tests start it.
         purge_interval_seconds=0,
     )

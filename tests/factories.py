@@ -31,6 +31,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.config import Settings
 from backend.core.database import Base, utcnow
 from backend.core.leases import Lease
 from backend.core.secrets import hash_token
@@ -51,12 +52,22 @@ from backend.identity.passwords import TEST_ARGON2ID
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import issue_token
 from backend.projects.models import Project, ProjectMember, Task, TaskStatus
+from backend.webhooks.models import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from backend.webhooks.signing import SecretBox, generate_secret
 from tenants.idempotency import IdempotencyKey, KeyState
 from tenants.isolation import TenantScoped, current_tenant_id, enter_tenant, leave_tenant_sync
 from tenants.models import AuditEvent, Membership, Tenant, TenantStatus
+from tenants.outbox import OutboxEvent
 from tenants.roles import ProjectRole, TenantRole
 
 DEFAULT_PASSWORD = "correct horse battery staple"
+# The suite's SECRET_KEY (tests/conftest.py), which seals webhook signing secrets.
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
 _DEFAULT_PASSWORD_HASH = PasswordHash((Argon2Hasher(**TEST_ARGON2ID),)).hash(DEFAULT_PASSWORD)
 
 ModelT = TypeVar("ModelT")
@@ -402,6 +413,104 @@ class InvitationFactory(ModelFactory):
     inviter = factory.SubFactory(UserFactory)
     invited_by = factory.SelfAttribute("inviter.id")
     expires_at = _from_now(days=7)
+    created_at = factory.LazyFunction(utcnow)
+
+
+class OutboxEventFactory(ModelFactory):
+    """An event waiting for the dispatcher; `dispatched=True` for one it has handed out."""
+
+    class Meta:
+        model = OutboxEvent
+
+    class Params:
+        dispatched = factory.Trait(dispatch_after=None)
+
+    id = factory.LazyFunction(uuid.uuid4)
+    tenant = factory.SubFactory(TenantFactory)
+    tenant_id = factory.SelfAttribute("tenant.id")
+    type = "project.created"
+    data = factory.LazyFunction(dict)
+    occurred_at = factory.LazyFunction(utcnow)
+    dispatch_after = factory.SelfAttribute("occurred_at")
+
+
+def _sealed(secret: str) -> str:
+    return SecretBox(Settings(_env_file=None, secret_key=TEST_SECRET_KEY)).seal(secret)  # type: ignore[call-arg]
+
+
+class WebhookEndpointFactory(ModelFactory):
+    """An endpoint subscribed to every event, whose clear signing secret is `secret`."""
+
+    class Meta:
+        model = WebhookEndpoint
+
+    class Params:
+        secret = factory.LazyFunction(generate_secret)
+        disabled = factory.Trait(enabled=False)
+
+    id = factory.LazyFunction(uuid.uuid4)
+    tenant = factory.SubFactory(TenantFactory)
+    tenant_id = factory.SelfAttribute("tenant.id")
+    url = "http://127.0.0.1:9/hooks"
+    description = ""
+    events = factory.LazyFunction(lambda: ["*"])
+    secret_encrypted = factory.LazyAttribute(lambda row: _sealed(row.secret))
+    previous_secret_encrypted = None
+    previous_secret_expires_at = None
+    enabled = True
+    consecutive_failures = 0
+    created_by = None
+    created_at = factory.LazyFunction(utcnow)
+    updated_at = factory.LazyFunction(utcnow)
+
+
+class WebhookDeliveryFactory(ModelFactory):
+    """A delivery due now of a new event to a new endpoint of the same tenant."""
+
+    class Meta:
+        model = WebhookDelivery
+
+    class Params:
+        failed = factory.Trait(status=DeliveryStatus.FAILED, attempts=8, next_attempt_at=None)
+
+    id = factory.LazyFunction(uuid.uuid4)
+    tenant = factory.SubFactory(TenantFactory)
+    tenant_id = factory.SelfAttribute("tenant.id")
+    endpoint = factory.SubFactory(
+        WebhookEndpointFactory, tenant_id=factory.SelfAttribute("..tenant_id")
+    )
+    endpoint_id = factory.SelfAttribute("endpoint.id")
+    event = factory.SubFactory(
+        OutboxEventFactory, tenant_id=factory.SelfAttribute("..tenant_id"), dispatched=True
+    )
+    event_id = factory.SelfAttribute("event.id")
+    status = DeliveryStatus.PENDING
+    attempts = 0
+    next_attempt_at = factory.LazyFunction(utcnow)
+    claimed_until = None
+    claim_token = None
+    created_at = factory.LazyFunction(utcnow)
+
+
+class WebhookAttemptFactory(ModelFactory):
+    """A failed first attempt of a delivery, in the delivery log."""
+
+    class Meta:
+        model = WebhookAttempt
+
+    id = factory.LazyFunction(uuid.uuid4)
+    delivery = factory.SubFactory(WebhookDeliveryFactory)
+    tenant_id = factory.SelfAttribute("delivery.tenant_id")
+    delivery_id = factory.SelfAttribute("delivery.id")
+    endpoint_id = factory.SelfAttribute("delivery.endpoint_id")
+    event_id = factory.SelfAttribute("delivery.event_id")
+    event_type = "project.created"
+    attempt = 1
+    status_code = 500
+    duration_ms = 12
+    error = "HTTP 500"
+    response_body = "oops"
+    next_attempt_at = _from_now(seconds=5)
     created_at = factory.LazyFunction(utcnow)
 
 

@@ -36,6 +36,12 @@ EXPECTED_CALLERS = sorted(
         # The platform (superuser) view of the admin panel, and only that view: read-only
         # sessions as the schema owner, for a superuser verified on each request.
         ("admin/scoping.py", PLATFORM),
+        # The webhook dispatcher: which tenants have events to hand out or deliveries due,
+        # through the SECURITY DEFINER functions outbox_tenants_due(now) and
+        # webhook_tenants_due(now), which return tenant ids only; the work is then done in
+        # each tenant's context.
+        ("backend/webhooks/dispatcher.py", "DELIVERIES_DUE"),
+        ("backend/webhooks/dispatcher.py", "EVENTS_TO_DISPATCH"),
     ]
 )
 

@@ -39,9 +39,13 @@ def test_the_tenant_tables_are_the_expected_ones() -> None:
         "audit_events",
         "invitations",
         "memberships",
+        "outbox_events",
         "project_members",
         "projects",
         "tasks",
+        "webhook_attempts",
+        "webhook_deliveries",
+        "webhook_endpoints",
     ]
 
 

@@ -35,13 +35,21 @@ from backend.projects import service as projects
 from backend.projects import tasks, trash
 from backend.projects.access import ProjectCaller, project_caller
 from backend.projects.models import TaskStatus
+from backend.webhooks import service as webhooks
+from backend.webhooks.models import WebhookDelivery
 from tenants import clients, lifecycle
 from tenants import service as tenancy
 from tenants.caller import TenantCaller
 from tenants.isolation import enter_tenant
 from tenants.models import AuditEvent, Tenant, TenantStatus
 from tenants.roles import ProjectRole, TenantRole
-from tests.factories import DEFAULT_PASSWORD, InvitationFactory, UserFactory, persist
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    InvitationFactory,
+    UserFactory,
+    WebhookDeliveryFactory,
+    persist,
+)
 from tests.world import TenantWorld, build_tenant
 
 SERVICE_MODULES = (
@@ -55,6 +63,7 @@ SERVICE_MODULES = (
     "backend.projects.trash",
     "backend.invitations.service",
     "backend.identity.administration",
+    "backend.webhooks.service",
     "backend.identity.service",
     "backend.invitations.acceptance",
     "backend.privacy.account",
@@ -225,6 +234,35 @@ WRITES: dict[str, Write] = {
     "backend.identity.administration.update_user": lambda a: administration.update_user(
         a.session, a.actor, a.user("tom"), full_name="Tom Thumb"
     ),
+    "backend.webhooks.service.create_webhook": lambda a: webhooks.create_webhook(
+        a.session,
+        a.caller,
+        url="http://127.0.0.1:9/new",
+        events=["*"],
+        description="",
+        webhooks=a.app.state.webhooks,
+    ),
+    "backend.webhooks.service.update_webhook": lambda a: _on_delivery(
+        a,
+        lambda d: webhooks.update_webhook(
+            a.session, a.caller, d.endpoint_id, {"enabled": False}, webhooks=a.app.state.webhooks
+        ),
+    ),
+    "backend.webhooks.service.delete_webhook": lambda a: _on_delivery(
+        a, lambda d: webhooks.delete_webhook(a.session, a.caller, d.endpoint_id)
+    ),
+    "backend.webhooks.service.rotate_secret": lambda a: _on_delivery(
+        a,
+        lambda d: webhooks.rotate_secret(
+            a.session, a.caller, d.endpoint_id, webhooks=a.app.state.webhooks
+        ),
+    ),
+    "backend.webhooks.service.ping_webhook": lambda a: _on_delivery(
+        a, lambda d: webhooks.ping_webhook(a.session, a.caller, d.endpoint_id)
+    ),
+    "backend.webhooks.service.retry_delivery": lambda a: _on_delivery(
+        a, lambda d: webhooks.retry_delivery(a.session, a.caller, d.endpoint_id, d.id)
+    ),
     "backend.identity.service.sign_up": lambda a: accounts.sign_up(
         a.session,
         a.app.state.passwords,
@@ -302,6 +340,9 @@ READS = {
     "backend.projects.tasks.list_tasks",
     "backend.projects.tasks.get_task",
     "backend.invitations.service.list_invitations",
+    "backend.webhooks.service.list_webhooks",
+    "backend.webhooks.service.get_webhook",
+    "backend.webhooks.service.list_attempts",
     "backend.projects.trash.list_trash",
     "tenants.lifecycle.tenants_due_for_purge",
     "backend.identity.service.find_user_by_email",
@@ -317,6 +358,7 @@ PARTS = {
     "backend.projects.service.unassign_tasks_of_leaving_member": "remove_member",
     "tenants.service.roles_changed": "change_member_role",
     "backend.invitations.service.revoke_what_the_inviter_may_no_longer_send": "change_member_role",
+    "backend.webhooks.service.set_deliveries_due": "update_webhook",
     "backend.privacy.account.revoke_all_credentials": "erase_account",
     "backend.identity.service.end_every_session": "deactivate_user",
     "backend.invitations.acceptance.claim": "accept",
@@ -366,6 +408,11 @@ async def _on_invitation(acting: Acting, write: Callable[[Any], Awaitable[Any]])
     return await write(await acting.pending_invitation())
 
 
+async def _on_delivery(acting: Acting, write: Callable[[Any], Awaitable[Any]]) -> Any:
+    """`write` on the tenant's one webhook delivery (and its endpoint)."""
+    return await write(await acting.session.scalar(select(WebhookDelivery)))
+
+
 async def _on_api_key(acting: Acting, write: Callable[[Any], Awaitable[Any]]) -> Any:
     return await write(await acting.session.scalar(select(ApiKey.id)))
 
@@ -390,6 +437,7 @@ async def _arrange(app: FastAPI, db: AsyncSession) -> TenantWorld:
     await world.add_project(db, "Apollo", {"olive": ProjectRole.OWNER, "tom": ProjectRole.EDITOR})
     await world.add_task(db, "Apollo", assignee="tom")
     await world.add_client(db, "robot", ClientRole.MEMBER)
+    await persist(db, WebhookDeliveryFactory(tenant_id=world.id, failed=True))
     await world.add_api_key(db, "olive", TenantRole.ADMIN)
     async with app.state.database.session_factory() as session, session.begin():
         await enter_tenant(session, world.id)

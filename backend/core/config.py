@@ -116,11 +116,54 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     cors_origins: Annotated[list[str], NoDecode] = []
 
+    # Webhooks (README, "Webhooks"): the wait before each retry of a failed delivery, with
+    # jitter; endpoints disabled after that many consecutive failed deliveries.
+    webhook_retry_schedule_seconds: Annotated[list[float], NoDecode] = [
+        5,
+        300,
+        1800,
+        7200,
+        18000,
+        36000,
+        36000,
+    ]
+    webhook_disable_after_failures: int = Field(default=20, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Loopback, private, link-local and metadata targets: allowed by default outside production.
+    webhook_allow_private_targets: bool | None = None
+    # When set, the only hosts webhooks may target (names or addresses), checked before any
+    # lookup: an egress allow-list.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = []
+    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # The service process runs the dispatcher; false when `tenantdesk worker` runs it instead.
+    webhook_dispatcher_in_process: bool = True
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip().lower() for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule_seconds", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(delay) for delay in value.split(",") if delay.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule_seconds")
+    @classmethod
+    def _non_negative_delays(cls, value: list[float]) -> list[float]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("delays are seconds, zero or more")
         return value
 
     @field_validator("login_rate_limit", "login_account_failure_budget")
@@ -151,6 +194,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def allows_private_webhook_targets(self) -> bool:
+        if self.webhook_allow_private_targets is not None:
+            return self.webhook_allow_private_targets
+        return not self.is_production
 
     @property
     def serves_docs(self) -> bool:

@@ -121,6 +121,9 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # uvicorn's own access log has no request id and may carry query strings; ours replaces it.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs each request's URL at INFO: the webhook URLs tenants register may carry a
+    # token of theirs in the query. The delivery log records every attempt instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -23,6 +23,7 @@ from backend.identity.passwords import Passwords
 from backend.identity.service import verify_credentials
 from backend.invitations.details import InvitationDetails, find_details
 from backend.invitations.models import Invitation, InvitationStatus
+from backend.invitations.schemas import InvitationOut
 from backend.invitations.tokens import parse_token
 from backend.projects import service as projects_service
 from tenants import service as tenants_service
@@ -124,7 +125,10 @@ async def _join(session: AsyncSession, details: InvitationDetails, user: User) -
             raise Conflict("You are a member of this project already.")
         data |= {"project_id": str(invitation.project_id)}
         data |= {"project_role": invitation.project_role.value}
-    record_audit(session, actor, "invitation.accepted", "invitation", invitation.id, data)
+    event = InvitationOut.model_validate(invitation)
+    record_audit(
+        session, actor, "invitation.accepted", "invitation", invitation.id, data, event=event
+    )
     return Acceptance(user, details, membership.role, invitation.project_role)
 
 

@@ -33,6 +33,7 @@ from backend.identity.models import User
 from backend.invitations.details import InvitationDetails, find_details, format_expiry
 from backend.invitations.limits import InvitationLimits
 from backend.invitations.models import Invitation, InvitationStatus
+from backend.invitations.schemas import InvitationOut
 from backend.invitations.tokens import IssuedToken, issue_token
 from backend.projects.access import ProjectCaller, project_caller
 from backend.projects.models import ProjectMember
@@ -223,8 +224,10 @@ async def create_invitation(
     session.add(invitation)
     await _flush_one_pending(session, email)
     await limits.count_mail(caller.tenant_id, invitation.id)
-    data = _audit_data(invitation)
-    record_audit(session, caller.actor, "invitation.created", "invitation", invitation.id, data)
+    data, event = _audit_data(invitation), InvitationOut.model_validate(invitation)
+    record_audit(
+        session, caller.actor, "invitation.created", "invitation", invitation.id, data, event=event
+    )
     # What the mail names is in hand: the tenant and the inviter from the access query, the
     # project from ProjectAccess or `project_caller`. No need to read them back.
     project = on_project.project if on_project is not None else None

@@ -36,7 +36,9 @@ class ProjectUpdate(RequestBody):
     description: Description | None = None
 
 
-class ProjectOut(BaseModel):
+class ProjectData(BaseModel):
+    """A project as its webhook events show it: as the API does, less the caller's own role."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -45,6 +47,9 @@ class ProjectOut(BaseModel):
     created_by: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+
+
+class ProjectOut(ProjectData):
     role: ProjectRole = Field(description="The caller's effective role on the project.")
 
 

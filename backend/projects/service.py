@@ -30,7 +30,7 @@ from backend.core.statements import AnySelect
 from backend.identity.models import User
 from backend.projects.access import ProjectCaller, membership_of, project_caller
 from backend.projects.models import Project, ProjectMember, Task
-from backend.projects.schemas import ProjectMemberOut, ProjectOut
+from backend.projects.schemas import ProjectData, ProjectMemberOut, ProjectOut
 from tenants.audit import record_audit
 from tenants.caller import TenantCaller
 from tenants.models import Membership
@@ -59,6 +59,11 @@ def project_out(project: Project, role: ProjectRole) -> ProjectOut:
         updated_at=project.updated_at,
         role=role,
     )
+
+
+def project_data(project: Project) -> ProjectData:
+    """The project as its webhook events show it."""
+    return ProjectData.model_validate(project)
 
 
 def project_tag(project: Project, role: ProjectRole) -> str:
@@ -91,8 +96,10 @@ async def create_project(
     if creator is not None and not caller.platform:
         membership_role = ProjectRole.OWNER
         session.add(ProjectMember(project_id=project.id, user_id=creator, role=membership_role))
-    record_audit(session, caller.actor, "project.created", "project", project.id, {"name": name})
     await session.flush()
+    data = {"name": name}
+    event = project_data(project)
+    record_audit(session, caller.actor, "project.created", "project", project.id, data, event=event)
     return ProjectCaller(caller, project, _role_on_visible_project(caller, membership_role))
 
 
@@ -141,8 +148,11 @@ async def update_project(
     sent = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
     changes = apply_changes(project, sent)
     if changes:
-        record_audit(session, caller.actor, "project.updated", "project", project.id, changes)
-        await _flush_unique_name(session, precondition)
+        await _flush_unique_name(session, precondition)  # sets updated_at, as the event shows
+        event = project_data(project)
+        record_audit(
+            session, caller.actor, "project.updated", "project", project.id, changes, event=event
+        )
     return project_out(project, caller.role)
 
 
@@ -164,7 +174,8 @@ async def delete_project(
         .values(deleted_at=now, deleted_by=by, version=Task.version + 1)
     )
     data = {"name": project.name, "tasks": _count(tasks)}
-    record_audit(session, caller.actor, "project.deleted", "project", project.id, data)
+    event = project_data(project)
+    record_audit(session, caller.actor, "project.deleted", "project", project.id, data, event=event)
 
 
 async def restore_project(

@@ -66,10 +66,12 @@ def task_tag(task: Task) -> str:
     return entity_tag(task.version, task_out(task))
 
 
+_DESCRIBED = ("title", "status", "assignee_id")
+
+
 def _described(task: Task) -> dict[str, Any]:
-    """What a task's creation and deletion record."""
-    fields = ("title", "status", "assignee_id")
-    return {field: audit_value(getattr(task, field)) for field in fields}
+    """What a task's creation and deletion record in the audit log."""
+    return {field: audit_value(getattr(task, field)) for field in _DESCRIBED}
 
 
 async def create_task(
@@ -94,8 +96,9 @@ async def create_task(
         created_by=caller.tenant.user_id,
     )
     session.add(task)
-    record_audit(session, caller.actor, "task.created", "task", task.id, _described(task))
-    await session.flush()
+    await session.flush()  # sets created_at and updated_at, which the event shows
+    data = _described(task)
+    record_audit(session, caller.actor, "task.created", "task", task.id, data, event=task_out(task))
     return task
 
 
@@ -165,8 +168,9 @@ async def update_task(
         await _require_assignable(session, caller.project.id, changes["assignee_id"])
     changed = apply_changes(task, changes)
     if changed:
-        record_audit(session, caller.actor, "task.updated", "task", task.id, changed)
-        await flush_at_version(session, precondition)
+        await flush_at_version(session, precondition)  # sets updated_at, which the event shows
+        event = task_out(task)
+        record_audit(session, caller.actor, "task.updated", "task", task.id, changed, event=event)
     return task
 
 
@@ -193,14 +197,15 @@ async def delete_task(
                 Task.deleted_at.is_(None),
             )
             .values(deleted_at=utcnow(), deleted_by=caller.tenant.user_id, version=Task.version + 1)
-            .returning(Task.title, Task.status, Task.assignee_id)
+            .returning(*_LISTED_COLUMNS)
             .execution_options(synchronize_session=False)
         )
     ).one_or_none()
     if deleted is None:
         raise NotFound(TASK_NOT_FOUND)
-    data = {field: audit_value(value) for field, value in deleted._mapping.items()}
-    record_audit(session, caller.actor, "task.deleted", "task", task_id, data)
+    event = TaskOut.model_validate(deleted, from_attributes=True)
+    data = {field: audit_value(getattr(event, field)) for field in _DESCRIBED}
+    record_audit(session, caller.actor, "task.deleted", "task", task_id, data, event=event)
 
 
 async def _delete_task_at_version(
@@ -210,8 +215,9 @@ async def _delete_task_at_version(
     task = await _task(session, caller.project.id, task_id)
     precondition.require_match(task_tag(task))
     task.deleted_at, task.deleted_by = utcnow(), caller.tenant.user_id
-    await flush_at_version(session, precondition)
-    record_audit(session, caller.actor, "task.deleted", "task", task_id, _described(task))
+    await flush_at_version(session, precondition)  # sets updated_at, as the event shows
+    data, event = _described(task), task_out(task)
+    record_audit(session, caller.actor, "task.deleted", "task", task_id, data, event=event)
 
 
 async def restore_task(session: AsyncSession, caller: ProjectCaller, task_id: uuid.UUID) -> Task:

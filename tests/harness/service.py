@@ -49,6 +49,9 @@ class ServiceProcess:
             "PORT": str(port),
             "ENVIRONMENT": "test",
             "LOG_LEVEL": "INFO",
+            # A service on the suite's own database (`served`) lives for the whole session: its
+            # dispatcher would hand out, and send, the events of every later test.
+            "WEBHOOK_DISPATCHER_IN_PROCESS": "false",
             **environment,
         }
         workdir.mkdir(parents=True, exist_ok=True)

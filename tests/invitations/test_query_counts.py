@@ -59,12 +59,12 @@ def assert_no_read_back(statements: list[str]) -> None:
 @pytest.mark.parametrize(
     ("target", "queries"),
     [
-        # access, invitee's account, expire lapsed + find pending, insert, audit
-        ("tenant", 6),
+        # access, invitee's account, expire lapsed + find pending, insert, audit, outbox event
+        ("tenant", 7),
         # the same, and the project with the caller's role on it
-        ("project via tenant route", 7),
+        ("project via tenant route", 8),
         # the project comes with ProjectAccess
-        ("project route", 6),
+        ("project route", 7),
     ],
 )
 async def test_inviting_reads_nothing_back_for_the_mail(
@@ -132,8 +132,9 @@ async def test_accepting_through_the_api_claims_without_reading_back(
     for statements in (signed_in, new_user):
         assert invitation_reads(statements) <= 1, statements
         assert_no_read_back(statements)
-    assert len(signed_in) <= 11, signed_in
-    assert len(new_user) <= 12, new_user  # the account's email check and INSERT, no user read
+    # ... and the outbox events of the acceptance and of the new membership
+    assert len(signed_in) <= 13, signed_in
+    assert len(new_user) <= 14, new_user  # the account's email check and INSERT, no user read
 
 
 async def test_the_page_reads_the_invitation_once_per_request(
@@ -171,5 +172,5 @@ async def test_the_page_reads_the_invitation_once_per_request(
         assert invitation_reads(statements) <= 1, statements
         assert_no_read_back(statements)
     # the same as through the API: the page's own lookup replaces the API's
-    assert len(signed_in) <= 11, signed_in
-    assert len(new_account) <= 12, new_account
+    assert len(signed_in) <= 13, signed_in
+    assert len(new_account) <= 14, new_account

@@ -45,6 +45,7 @@ from tests.factories import (
     TaskFactory,
     TenantFactory,
     UserFactory,
+    WebhookDeliveryFactory,
     persist,
 )
 
@@ -125,6 +126,7 @@ def sees_the_trash(caller: Caller) -> bool:
 
 T = "/api/v1/tenants/{tenant}"
 P = T + "/projects/{project}"
+W = T + "/webhooks/{webhook}"
 ENDPOINTS = [
     Endpoint("POST", "/api/v1/tenants", None, 201, {"name": "New", "slug": "new-tenant"}),
     Endpoint("GET", "/api/v1/tenants", None, 200),
@@ -162,6 +164,21 @@ ENDPOINTS = [
     Endpoint("GET", P + "/tasks/{task}", ProjectAction.READ, 200),
     Endpoint("PATCH", P + "/tasks/{task}", ProjectAction.EDIT, 200, {"status": "done"}),
     Endpoint("DELETE", P + "/tasks/{task}", ProjectAction.EDIT, 204),
+    Endpoint(
+        "POST",
+        T + "/webhooks",
+        TenantAction.MANAGE,
+        201,
+        {"url": "http://127.0.0.1:9/hook", "events": ["*"]},
+    ),
+    Endpoint("GET", T + "/webhooks", TenantAction.MANAGE, 200),
+    Endpoint("GET", W, TenantAction.MANAGE, 200),
+    Endpoint("PATCH", W, TenantAction.MANAGE, 200, {"description": "Renamed"}),
+    Endpoint("DELETE", W, TenantAction.MANAGE, 204),
+    Endpoint("POST", W + "/ping", TenantAction.MANAGE, 202),
+    Endpoint("POST", W + "/rotate-secret", TenantAction.MANAGE, 200),
+    Endpoint("GET", W + "/deliveries", TenantAction.MANAGE, 200),
+    Endpoint("POST", W + "/deliveries/{delivery}/retry", TenantAction.MANAGE, 202),
     Endpoint("POST", P + "/tasks/{trashed_task}/restore", ProjectAction.EDIT, 200),
 ]
 
@@ -241,6 +258,7 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
     # Parents first: rows of unrelated mappers are not ordered by their foreign keys.
     await persist(db, *memberships, project, trashed)
     await persist(db, *project_members, task, trashed_task)
+    delivery = await persist(db, WebhookDeliveryFactory(tenant_id=tenant.id, failed=True))
 
     keys = {caller.name: new_api_key() for caller in CALLERS if caller.key_role is not None}
     await persist(
@@ -269,6 +287,8 @@ async def arrange(app: FastAPI, db: AsyncSession) -> Arranged:
         "target": target.id,
         "newcomer": newcomer.id,
         "client": doomed.client_id,
+        "webhook": delivery.endpoint_id,
+        "delivery": delivery.id,
     }
     return Arranged(ids, headers)
 
@@ -306,6 +326,8 @@ def test_every_route_of_the_api_is_walked(app: FastAPI) -> None:
         "{target}": "{user_id}",
         "{newcomer}": "{user_id}",
         "{client}": "{client_id}",
+        "{webhook}": "{webhook_id}",
+        "{delivery}": "{delivery_id}",
     }
     for short, full in placeholders.items():
         walked = {(method, path.replace(short, full)) for method, path in walked}

@@ -66,6 +66,8 @@ async def test_while_pending_every_tenant_route_but_the_open_ones_answers_403(
         "user_id": acme.users["ada"].id,
         "invitation_id": acme.tasks[0].id,
         "client_id": acme.clients["robot"].client_id,
+        "webhook_id": acme.tasks[0].id,
+        "delivery_id": acme.tasks[0].id,
     }
     checked = 0
     for path, operations in app.openapi()["paths"].items():
