@@ -70,16 +70,6 @@ class ApiKeyRecord(BaseModel):
     last_used_at: datetime | None
 
 
-class ActedAuditEvent(BaseModel):
-    tenant_id: uuid.UUID
-    id: uuid.UUID
-    action: str
-    target_type: str
-    target_id: str
-    data: dict[str, Any]
-    created_at: datetime
-
-
 class ActedPlatformAuditEvent(BaseModel):
     """An event of the platform's own log (sign-up, profile, sessions): no tenant."""
 
@@ -89,6 +79,12 @@ class ActedPlatformAuditEvent(BaseModel):
     target_id: str
     data: dict[str, Any]
     created_at: datetime
+
+
+class ActedAuditEvent(ActedPlatformAuditEvent):
+    """An event of a tenant's log: the same, and its tenant."""
+
+    tenant_id: uuid.UUID
 
 
 class AccountExport(BaseModel):
