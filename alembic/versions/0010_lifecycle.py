@@ -1,7 +1,7 @@
 """an erased account leaves neither its id nor its email in audit data; its platform events
 
 Revision ID: 0010_lifecycle
-Revises: 0008_webhooks
+Revises: 0011_admin_scale
 
 - `erase_audit_actor(user, anonymous)` (same signature, new body) also rewrites the `data` of
   every audit event, in both logs, where a JSON string equals the account's id or email (case
@@ -23,7 +23,7 @@ from alembic import op
 from backend.core.app_role_grants import for_app_role
 
 revision: str = "0010_lifecycle"
-down_revision: str | None = "0008_webhooks"
+down_revision: str | None = "0011_admin_scale"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
