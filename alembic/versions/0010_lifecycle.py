@@ -8,7 +8,8 @@ Revises: 0011_admin_scale
   account's id or email (case aside): it becomes the anonymous id, and the object holding it
   loses its `full_name` (a member as the API shows it). The account's own `user.updated` events
   lose the name they recorded. It reads the email from `users`, so it runs before the row is
-  deleted. The schema owner gets an UPDATE policy on `outbox_events` for it, as on
+  deleted. The idempotency keys it sent with its personal API keys go with those it sent
+  itself (their stored answers are its requests'). The schema owner gets an UPDATE policy on `outbox_events` for it, as on
   `audit_events` (0006).
 - `scrub_erased(data, erased, by)`: that rewrite, a pure function the above calls.
 - `actor_platform_audit_events(user)`: the platform audit events an account acted in, for its
@@ -112,7 +113,12 @@ BEGIN
 {_ERASE_IN_LOG.format(log="platform_audit_events")}
 {_SCRUB_DATA.format(table="platform_audit_events")}
 {_SCRUB_DATA.format(table="outbox_events")}
-    DELETE FROM public.idempotency_keys WHERE principal = 'user:' || p_user_id::text;
+    DELETE FROM public.idempotency_keys
+        WHERE principal = 'user:' || p_user_id::text
+            OR principal IN (
+                SELECT 'api_key:' || k.key_hash FROM public.api_keys AS k
+                WHERE k.user_id = p_user_id
+            );
 END
 $$
 """

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, or_, select, update
+from sqlalchemy import Text, cast, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
@@ -161,7 +161,8 @@ async def _anonymise_audit_events(
 ) -> None:
     """The account's id and email, as actor, target or anywhere in the data of audit events
     and outbox events, become `anonymous_id` (`scrub`); its own `user.updated` events lose the
-    name they recorded."""
+    name they recorded. The answers kept for its retries (idempotency keys, also those sent
+    with its API keys) are deleted."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(select(func.erase_audit_actor(user.id, anonymous_id)))
         return
@@ -172,8 +173,14 @@ async def _anonymise_audit_events(
         await _scrub_data(session, OutboxEvent, user, anonymous_id)
     await session.run_sync(leave_tenant_sync)
     await _erase_from_log(session, PlatformAuditEvent, user, anonymous_id)
+    by_its_keys = select(literal("api_key:") + ApiKey.key_hash).where(ApiKey.user_id == user.id)
     await session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.principal == f"user:{user.id}")
+        delete(IdempotencyKey).where(
+            or_(
+                IdempotencyKey.principal == f"user:{user.id}",
+                IdempotencyKey.principal.in_(by_its_keys),
+            )
+        )
     )
 
 

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.identity.api_keys import new_api_key
@@ -16,6 +16,7 @@ from backend.identity.models import AdminSession, ApiKey, PlatformAuditEvent, Re
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import issue_token
 from backend.projects.models import ProjectMember, Task
+from tenants.idempotency import IdempotencyKey
 from tenants.models import AuditEvent, Membership
 from tenants.outbox import OutboxEvent
 from tenants.roles import ProjectRole, TenantRole
@@ -35,6 +36,7 @@ from tests.world import TenantWorld, build_tenant
 
 PASSWORD = "correct horse battery staple"
 ME = "/api/v1/users/me"
+KEY = "Idempotency-Key"
 
 
 async def _two_tenants(db: AsyncSession) -> tuple[TenantWorld, TenantWorld]:
@@ -275,6 +277,30 @@ async def test_erasure_revokes_the_invitations_they_sent_and_keeps_those_sent_to
     assert after[to_her.id].status is InvitationStatus.PENDING
     preview = await client.get(f"/api/v1/invitations/{token.value}")
     assert preview.status_code == 200, preview.text
+
+
+async def test_erasure_forgets_the_answers_kept_for_their_retries(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, owner_db: AsyncSession
+) -> None:
+    acme, globex = await _two_tenants(db)
+    await globex.add_member(db, "gus2", TenantRole.OWNER)  # mia is not the last owner there
+    mia = acme.users["mia"]
+    by_key = await acme.add_api_key(db, "mia", TenantRole.MEMBER)
+    projects = f"{acme.url}/projects"
+    for headers in ({**bearer(app, mia), KEY: "a"}, {**by_key, KEY: "b"}):
+        made = await client.post(projects, json={"name": f"By {headers[KEY]}"}, headers=headers)
+        assert made.status_code == 201, made.text
+    async with owner_db.begin():
+        kept = await owner_db.scalar(select(func.count()).select_from(IdempotencyKey))
+    assert kept == 2
+
+    answer = await client.request(
+        "DELETE", ME, json={"password": PASSWORD}, headers=bearer(app, mia)
+    )
+
+    assert answer.status_code == 204, answer.text
+    async with owner_db.begin():
+        assert await owner_db.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
 
 
 async def test_the_last_owner_of_a_tenant_is_told_which(
