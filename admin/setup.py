@@ -25,6 +25,7 @@ from admin.csrf import CsrfTokens
 from admin.permissions import PICKER, ScopeGrants
 from admin.scoping import AdminSessionMaker
 from admin.sqladmin_adapter import CategoryHidingAdmin
+from admin.urls import PanelUrls
 from admin.views_identity import (
     OAuthClientAdmin,
     PlatformAuditEventAdmin,
@@ -108,7 +109,10 @@ class TenantDeskAdmin(CategoryHidingAdmin):
             authentication_backend=auth,
             authorization_backend=ScopeGrants(),
             # A mounted app answers its own errors: an outage must be a 503 here too.
-            middlewares=[Middleware(OutageMiddleware, outages=app.state.outages)],
+            middlewares=[
+                Middleware(OutageMiddleware, outages=app.state.outages),
+                Middleware(PanelUrls, mount_path=ADMIN_PATH),
+            ],
         )
         self.main_app = app
         auth.templates = self.templates

@@ -3,6 +3,11 @@ its report, never a speed (this machine's speed is no property of the code)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.bench.run import run_report
@@ -64,3 +69,25 @@ def test_the_table_has_a_row_per_page_and_names_the_slowest_and_heaviest(
     assert len(rows) == len(summary["pages"]) + 2  # type: ignore[arg-type]
     assert rows[-2].startswith("slowest: ")
     assert rows[-1].startswith("heaviest: ")
+
+
+@pytest.fixture
+def kept_folder() -> Iterator[Path]:
+    # Where the server's own (unprivileged) user can reach it, unlike pytest's tmp_path.
+    folder = Path(tempfile.mkdtemp(prefix="tenantdesk-kept-bench-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_kept_database_is_reused_by_the_next_run(kept_folder: Path) -> None:
+    kept = ["--keep", str(kept_folder)]
+    _, first = run_report([*TINY, *kept])
+    assert (kept_folder / "world.json").exists()
+    _, second = run_report([*TINY, *kept])
+    assert _statuses(second) == _statuses(first)
+
+
+def _statuses(summary: dict[str, object]) -> list[tuple[object, ...]]:
+    pages: list[dict[str, object]] = summary["pages"]  # type: ignore[assignment]
+    return [(p["signed_in_as"], p["view"], p["kind"], p["status"]) for p in pages]

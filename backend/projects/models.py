@@ -30,20 +30,19 @@ _LIVE = text("deleted_at IS NULL")
 _DELETED = text("deleted_at IS NOT NULL")
 
 
+def _live_index(name: str, *columns: str, unique: bool = False) -> Index:
+    """An index of the rows not in the trash: every read but the trash's is about those only."""
+    return Index(name, *columns, unique=unique, sqlite_where=_LIVE, postgresql_where=_LIVE)
+
+
 class Project(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, SoftDeletable, Base):
     __tablename__ = "projects"
     __table_args__ = (
-        Index("ix_projects_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
-        trigram_index("projects", "name"),
+        # Lists and searches read the rows not in the trash only (0011).
+        _live_index("ix_projects_tenant_id_created_at_id_live", "tenant_id", "created_at", "id"),
+        trigram_index("projects", "name", where=_LIVE),
         # A project's name is unique in its tenant among the projects not in the trash.
-        Index(
-            "ix_projects_tenant_id_name_live",
-            "tenant_id",
-            "name",
-            unique=True,
-            sqlite_where=_LIVE,
-            postgresql_where=_LIVE,
-        ),
+        _live_index("ix_projects_tenant_id_name_live", "tenant_id", "name", unique=True),
         Index(
             "ix_projects_tenant_id_deleted_at_id",
             "tenant_id",
@@ -151,9 +150,10 @@ class Task(TenantScoped, UUIDPrimaryKey, CreatedAt, Versioned, SoftDeletable, Ba
             "created_at",
             "id",
         ),
-        # The admin's task list, most recently updated first (in the platform view by tenant).
-        Index("ix_tasks_tenant_id_updated_at_id", "tenant_id", "updated_at", "id"),
-        trigram_index("tasks", "title"),
+        # The admin's task list, most recently updated first (in the platform view by tenant),
+        # and its search: of the rows not in the trash, which are all they read (0011).
+        _live_index("ix_tasks_tenant_id_updated_at_id_live", "tenant_id", "updated_at", "id"),
+        trigram_index("tasks", "title", where=_LIVE),
         Index(
             "ix_tasks_tenant_id_deleted_at_id",
             "tenant_id",

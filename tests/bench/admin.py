@@ -36,6 +36,7 @@ from tests.bench.admin_world import (
     SUPERUSER_EMAIL,
     TENANT_ADMIN_EMAIL,
     AdminWorld,
+    analyze,
     crowd_email,
     seed_admin_world,
 )
@@ -62,6 +63,13 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=1000, help="tasks per tenant")
     parser.add_argument("--users", type=int, default=100_000, help="members of the first tenant")
     parser.add_argument("--repeat", type=int, default=5, help="timed requests per page")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep the seeded database in DIR and reuse it on the next run with the same DIR "
+        "(migrated to the head again; the size arguments of the first run stand)",
+    )
     return parser.parse_args(argv)
 
 
@@ -199,23 +207,22 @@ def measure(base_url: str, pid: int, world: AdminWorld, repeat: int) -> list[Tim
 def admin_stack(
     arguments: argparse.Namespace, folder: Path
 ) -> Iterator[tuple[str, int, AdminWorld]]:
-    server = PostgresServer.start()
+    kept: Path | None = arguments.keep
+    server = PostgresServer.start(kept.resolve() / "postgres" if kept else None)
+    world_file = kept / "world.json" if kept else None
     processes = Processes([])
     try:
         port = free_port()
         env = _service_env(server, port, generate_private_key_pem())
         _run_quietly(_tenantdesk("db", "upgrade"), env, folder)
-        _run_quietly(_tenantdesk("bootstrap"), {**env, "DATABASE_URL": server.owner_url}, folder)
-        started = time.monotonic()
-        world = asyncio.run(
-            seed_admin_world(
-                _asyncpg_dsn(server.superuser_url),
-                arguments.tenants,
-                arguments.tasks,
-                arguments.users,
-            )
-        )
-        print(f"seeded in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        if world_file is not None and world_file.exists():
+            world = AdminWorld.from_json(world_file.read_text())
+            asyncio.run(analyze(_asyncpg_dsn(server.superuser_url)))
+            print(f"reused the database kept in {kept}", file=sys.stderr)
+        else:
+            world = _seeded(server, arguments, folder, env)
+            if world_file is not None:
+                world_file.write_text(world.to_json())
         log = folder / "app.log"
         service = processes.start(_tenantdesk("serve", "--no-migrate", "--workers", "1"), env, log)
         base_url = f"http://127.0.0.1:{port}"
@@ -223,7 +230,21 @@ def admin_stack(
         yield base_url, service.pid, world
     finally:
         processes.stop()
-        server.stop()
+        server.stop(keep=kept is not None)
+
+
+def _seeded(
+    server: PostgresServer, arguments: argparse.Namespace, folder: Path, env: dict[str, str]
+) -> AdminWorld:
+    _run_quietly(_tenantdesk("bootstrap"), {**env, "DATABASE_URL": server.owner_url}, folder)
+    started = time.monotonic()
+    world = asyncio.run(
+        seed_admin_world(
+            _asyncpg_dsn(server.superuser_url), arguments.tenants, arguments.tasks, arguments.users
+        )
+    )
+    print(f"seeded in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return world
 
 
 HEADER = f"{'signed in as':<14}{'view':<12}{'page':<20}{'status':>7}{'ms':>9}{'cpu ms':>9}{'KB':>9}"

@@ -5,8 +5,9 @@ superuser and an admin of that first tenant; seeded with COPY on a superuser con
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,31 @@ class AdminWorld:
     other: Caller
     crowd_user_id: uuid.UUID
     users: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> AdminWorld:
+        fields = json.loads(text)
+        big, other = (_caller(fields[name]) for name in ("big", "other"))
+        crowd_user_id = uuid.UUID(fields["crowd_user_id"])
+        return cls(big=big, other=other, crowd_user_id=crowd_user_id, users=fields["users"])
+
+
+def _caller(fields: dict[str, str]) -> Caller:
+    names = ("user_id", "tenant_id", "project_id", "task_id")
+    ids = {name: uuid.UUID(fields[name]) for name in names}
+    return Caller(email=fields["email"], **ids)
+
+
+async def analyze(dsn: str) -> None:
+    """Fresh statistics, as autovacuum would keep them: a new migration's indexes included."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
 
 
 def crowd_email(index: int) -> str:

@@ -92,15 +92,22 @@ class PostgresServer:
     prefix: list[str]
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, root: Path | None = None) -> PostgresServer:
+        """A new server in a temporary folder, or in `root`: there, a server that `stop(keep=True)`
+        left is started again with its data."""
         bindir = find_bindir()
         if _major_version(bindir) < MINIMUM_MAJOR_VERSION:
             raise PostgresUnavailable(f"PostgreSQL {MINIMUM_MAJOR_VERSION} or newer is needed")
         prefix = _run_as_user()
-        root = Path(tempfile.mkdtemp(prefix="tenantdesk-pg-"))
+        if root is None:
+            root = Path(tempfile.mkdtemp(prefix="tenantdesk-pg-"))
+        root.mkdir(parents=True, exist_ok=True)
         if prefix:
             shutil.chown(root, user=UNPRIVILEGED_USER)
         server = cls(root=root, bindir=bindir, port=free_port(), prefix=prefix)
+        if server.data.exists():
+            server.start_server()
+            return server
         try:
             server._init_and_start()
             server._create_roles_and_database()
@@ -216,7 +223,11 @@ class PostgresServer:
     def app_url(self) -> str:
         return self.url(APP_ROLE, "app")
 
-    def stop(self) -> None:
+    def stop(self, *, keep: bool = False) -> None:
+        """Stops the server and removes it, or with `keep`, stops it cleanly and keeps its data."""
+        if keep:
+            self.stop_server()
+            return
         if (self.data / "postmaster.pid").exists():
             subprocess.run(
                 [
