@@ -4,7 +4,8 @@ The ids name the functions of generated clients (`projects_create`), so they are
 API's contract and live in one table rather than follow the Python names. The error answers are
 mostly derived from each operation's shape: a bearer token means 401 and 403, a path parameter
 404, any input 422, a page cursor 400, the database 503. What only the service knows (a taken
-slug is 409) is listed with the id.
+slug is 409) is listed with the id. A create that declares the `Idempotency-Key` header also
+documents the `Idempotent-Replayed` answer header, and its 409 and 422 say what they mean there.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from backend.core.errors import PROBLEM_JSON, ProblemDetails
 from backend.invitations.schemas import InvitationOut
 from backend.projects.schemas import ProjectData, TaskOut
 from backend.webhooks.schemas import EventPayload, PingData
+from tenants.idempotent_routes import HEADER as IDEMPOTENCY_KEY
+from tenants.idempotent_routes import REPLAYED_HEADER
 from tenants.schemas import MemberOut
 
 PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
@@ -46,6 +49,18 @@ ERROR_DESCRIPTIONS = {
     503: "A dependency (the database) is unavailable; retry after `Retry-After` seconds.",
 }
 HEADERS = {429: RETRY_AFTER, 503: RETRY_AFTER}
+# A create that honours Idempotency-Key (it declares the header) also answers these.
+IDEMPOTENT_ERRORS = {
+    409: "a request with the same `Idempotency-Key` is still being processed (retry later)",
+    422: "the `Idempotency-Key` was used with a different request (method, path or body)",
+}
+REPLAYED = {
+    REPLAYED_HEADER: {
+        "description": "`true` when this is the stored answer to an earlier request with the "
+        "same `Idempotency-Key` (nothing was created again; a secret shown once is null).",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 # What `data` holds in each event: the object as the API shows it.
 EVENT_DATA: dict[str, type[BaseModel]] = {
@@ -210,12 +225,24 @@ def error_statuses(operation: dict[str, Any], path: str) -> set[int]:
         statuses.add(400)  # a body that is not even text (FastAPI's "error parsing the body")
     if any(parameter["name"] == "cursor" for parameter in parameters):
         statuses.add(400)
+    if _is_idempotent(operation):
+        statuses |= set(IDEMPOTENT_ERRORS)
     return statuses
 
 
-def problem_response(status: int) -> dict[str, Any]:
+def _is_idempotent(operation: dict[str, Any]) -> bool:
+    return any(
+        parameter["name"] == IDEMPOTENCY_KEY and parameter["in"] == "header"
+        for parameter in operation.get("parameters", [])
+    )
+
+
+def problem_response(status: int, *, idempotent: bool = False) -> dict[str, Any]:
+    description = ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase)
+    if idempotent and status in IDEMPOTENT_ERRORS:
+        description = f"{description} Also when {IDEMPOTENT_ERRORS[status]}."
     response: dict[str, Any] = {
-        "description": ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+        "description": description,
         "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
     }
     if status in HEADERS:
@@ -231,8 +258,13 @@ def document_problems(schema: dict[str, Any]) -> None:
             responses = operation.setdefault("responses", {})
             if _is_fastapi_validation_error(responses.get("422")):
                 del responses["422"]
+            idempotent = _is_idempotent(operation)
             for status in sorted(error_statuses(operation, path)):
-                responses.setdefault(str(status), problem_response(status))
+                responses.setdefault(str(status), problem_response(status, idempotent=idempotent))
+            if idempotent:
+                for status, response in responses.items():
+                    if status.startswith("2"):
+                        response.setdefault("headers", {}).update(REPLAYED)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(problem.pop("$defs", {}))

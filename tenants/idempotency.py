@@ -115,37 +115,52 @@ async def claim_key(
     """Claim the key for this request (None: go ahead), or the stored answer to replay.
 
     Raises 409 while another request holds it, 422 when it was used for another request. Run
-    in a transaction of its own, committed before the work starts.
+    in a transaction of its own, committed before the work starts, so that a concurrent retry
+    sees the claim. The key is read first, without a lock: a retry of a running request is
+    answered at once, even on SQLite while the first request holds the write lock. Writing a
+    claim (a new key, or taking over an expired or abandoned one) is a single statement that
+    only one request can win; the loser is told the key is in use.
     """
     now = now or utcnow()
-    claimed = {"request_digest": digest, "state": KeyState.RUNNING, "locked_until": now + LEASE}
-    inserted = await session.scalar(
-        _insert(session)
-        .values(
-            scope_key=scope.scope_key,
-            principal=scope.principal,
-            scope_tenant_id=scope.tenant_id,
-            created_at=now,
-            **claimed,
-        )
-        .on_conflict_do_nothing(index_elements=["scope_key"])
-        .returning(IdempotencyKey.scope_key)
-    )
-    if inserted is not None:
-        return None
     found = await session.scalar(
-        select(IdempotencyKey).where(IdempotencyKey.scope_key == scope.scope_key).with_for_update()
+        select(IdempotencyKey).where(IdempotencyKey.scope_key == scope.scope_key)
     )
-    if found is None:  # purged in between: a rare race, and a retry claims it afresh
-        raise Conflict(STILL_RUNNING)
+    claimed = {"request_digest": digest, "state": KeyState.RUNNING, "locked_until": now + LEASE}
+    if found is None:
+        inserted = await session.scalar(
+            _insert(session)
+            .values(
+                scope_key=scope.scope_key,
+                principal=scope.principal,
+                scope_tenant_id=scope.tenant_id,
+                created_at=now,
+                **claimed,
+            )
+            .on_conflict_do_nothing(index_elements=["scope_key"])
+            .returning(IdempotencyKey.scope_key)
+        )
+        if inserted is None:  # another request claimed it since the read
+            raise Conflict(STILL_RUNNING)
+        return None
     expired = found.created_at <= now - RETENTION
     abandoned = found.state is KeyState.RUNNING and (found.locked_until or now) < now
     if expired or (abandoned and found.request_digest == digest):
-        await session.execute(
+        taken_over = await session.scalar(
             update(IdempotencyKey)
-            .where(IdempotencyKey.scope_key == scope.scope_key)
+            .where(
+                IdempotencyKey.scope_key == scope.scope_key,
+                # As read: another request that took it over first changed these.
+                IdempotencyKey.created_at == found.created_at,
+                IdempotencyKey.state == found.state,
+                IdempotencyKey.locked_until.is_(None)
+                if found.locked_until is None
+                else IdempotencyKey.locked_until == found.locked_until,
+            )
             .values(created_at=now, response_status=None, response_body=None, **claimed)
+            .returning(IdempotencyKey.scope_key)
         )
+        if taken_over is None:
+            raise Conflict(STILL_RUNNING)
         return None
     if found.request_digest != digest:
         raise IdempotencyMismatch(OTHER_REQUEST)
@@ -154,18 +169,26 @@ async def claim_key(
     return StoredResponse(found.response_status, (found.response_body or "").encode())
 
 
-def without_secrets(body: bytes) -> str:
-    """The answer as stored: a top-level field named like a secret is kept as null."""
+def without_secrets(body: bytes, shown_once: frozenset[str] = frozenset()) -> str:
+    """The answer as stored: a top-level field named like a secret, or listed in `shown_once`
+    (a secret under another name, such as an API key's `key`), is kept as null."""
     document = json.loads(body)
     if isinstance(document, dict):
         document = {
-            name: None if is_secret_name(name) else value for name, value in document.items()
+            name: None if is_secret_name(name) or name in shown_once else value
+            for name, value in document.items()
         }
     return json.dumps(document, separators=(",", ":"))
 
 
-async def complete_key(session: AsyncSession, scope: KeyScope, status: int, body: bytes) -> None:
-    """Store the answer, in the transaction of the work it answers."""
+async def complete_key(
+    session: AsyncSession,
+    scope: KeyScope,
+    status: int,
+    body: bytes,
+    shown_once: frozenset[str] = frozenset(),
+) -> None:
+    """Store the answer, in the transaction of the work it answers, without its secrets."""
     await session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.scope_key == scope.scope_key)
@@ -173,7 +196,7 @@ async def complete_key(session: AsyncSession, scope: KeyScope, status: int, body
             state=KeyState.COMPLETED,
             locked_until=None,
             response_status=status,
-            response_body=without_secrets(body),
+            response_body=without_secrets(body, shown_once),
         )
     )
 

@@ -9,14 +9,17 @@ claim when the request fails. Without the header nothing of this runs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from backend.core.database import DbSession, get_database
+from backend.core.secrets import SHOWN_ONCE
 from backend.identity.api_keys import ApiKeyCredential
 from backend.identity.dependencies import TokenClaims
 from backend.identity.keys import AccessTokenClaims
@@ -29,6 +32,8 @@ from tenants.idempotency import (
     request_digest,
 )
 from tenants.isolation import current_tenant_id, enter_tenant
+
+logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -62,9 +67,21 @@ class Claim:
         self.session = session
         self.pending = True
 
-    async def complete(self, response: Response) -> None:
-        await complete_key(self.session, self.scope, response.status_code, bytes(response.body))
+    async def complete(self, response: Response, shown_once: frozenset[str]) -> None:
+        await complete_key(
+            self.session, self.scope, response.status_code, bytes(response.body), shown_once
+        )
         self.pending = False
+
+
+def shown_once_fields(model: Any) -> frozenset[str]:
+    """The fields of a response model marked `SHOWN_ONCE` (by their JSON name)."""
+    fields = getattr(model, "model_fields", {})
+    return frozenset(
+        field.serialization_alias or field.alias or name
+        for name, field in fields.items()
+        if SHOWN_ONCE in field.metadata
+    )
 
 
 def _principal(credentials: AccessTokenClaims | ApiKeyCredential) -> str:
@@ -87,15 +104,29 @@ async def _in_own_transaction(
         return await work(session)
 
 
-def _claims_on_the_side(session: Any) -> bool:
-    """Whether a claim commits in a transaction of its own, seen by concurrent requests (409).
+async def _before_the_claim(session: AsyncSession) -> None:
+    """On SQLite, commit what the request wrote so far, before the claim's own transaction.
 
-    Not on SQLite, which has one writer at a time: a second connection would wait on the
-    request's own write lock (a personal API key's use is written before). There, the claim
-    rides in the request's transaction, and a concurrent request queues on the lock until the
-    first has committed, then replays its answer; a failure rolls the claim back with the rest.
+    SQLite has one writer at a time: the claim, on a connection of its own, would otherwise wait
+    on this request's write lock (the caller's bookkeeping, such as a personal API key's
+    last-use stamp, is written before the key is claimed). Nothing but that bookkeeping is
+    written by then; on PostgreSQL, whose writers do not block each other here, it stays in the
+    request's transaction.
     """
-    return bool(session.get_bind().dialect.name != "sqlite")
+    if session.get_bind().dialect.name == "sqlite" and session.in_transaction():
+        await session.commit()
+
+
+async def _release(request: Request, session: AsyncSession, scope: KeyScope) -> None:
+    """Free the key of a request that failed: its work is rolled back first (on SQLite, so that
+    the release does not wait on the request's own write lock), then the claim is deleted in a
+    transaction of its own. A failure here leaves the claim to its lease: it is logged, and the
+    request's own error is the one answered."""
+    try:
+        await session.rollback()
+        await _in_own_transaction(request, scope, lambda s: release_key(s, scope))
+    except Exception:
+        logger.warning("idempotency key not released; its lease frees it", exc_info=True)
 
 
 async def _idempotent_request(
@@ -124,11 +155,9 @@ async def _idempotent_request(
         return
     scope = KeyScope(_principal(claims), tenant_id, key)
     digest = request_digest(request.method, request.url.path, await request.body())
-    on_the_side = _claims_on_the_side(session)
-    if on_the_side:
-        stored = await _in_own_transaction(request, scope, lambda s: claim_key(s, scope, digest))
-    else:
-        stored = await claim_key(session, scope, digest)
+    # The claim commits on its own before the work: a retry, in any worker, sees it (409).
+    await _before_the_claim(session)
+    stored = await _in_own_transaction(request, scope, lambda s: claim_key(s, scope, digest))
     if stored is not None:
         raise Replay(stored)
     claim = Claim(scope, session)
@@ -136,24 +165,22 @@ async def _idempotent_request(
     try:
         yield claim
     except BaseException:
-        if on_the_side:  # otherwise the request's rollback takes the claim with it
-            await _in_own_transaction(request, scope, lambda s: release_key(s, scope))
+        await _release(request, session, scope)
         raise
     if claim.pending:  # answered without storing (not a success): nothing to replay
-        if on_the_side:
-            await _in_own_transaction(request, scope, lambda s: release_key(s, scope))
-        else:
-            await release_key(session, scope)
+        await release_key(session, scope)  # commits with the request
 
 
 Idempotency = Annotated[Claim | None, Depends(_idempotent_request, scope="function")]
 
 
 class IdempotentRoute(APIRoute):
-    """Stores a successful answer with its claimed key, and answers replays."""
+    """Stores a successful answer with its claimed key, and answers replays. A field of the
+    response model named like a secret, or marked `SHOWN_ONCE`, is stored as null."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
+        shown_once = shown_once_fields(self.response_model)
 
         async def handle_idempotently(request: Request) -> Response:
             try:
@@ -162,7 +189,7 @@ class IdempotentRoute(APIRoute):
                 return replay.response()
             claim: Claim | None = request.scope.get(_CLAIM)
             if claim is not None and 200 <= response.status_code < 300:
-                await claim.complete(response)
+                await claim.complete(response, shown_once)
             return response
 
         return handle_idempotently

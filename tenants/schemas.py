@@ -93,7 +93,10 @@ class ServiceClientOut(BaseModel):
 
 
 class ServiceClientCreated(ServiceClientOut):
-    client_secret: str = Field(description="Shown once: only its hash is kept.")
+    client_secret: str | None = Field(
+        description="Shown once: only its hash is kept. Null in a replayed answer "
+        "(`Idempotent-Replayed: true`)."
+    )
 
 
 class AuditEventOut(BaseModel):

@@ -29,6 +29,10 @@ EXPECTED_CALLERS = sorted(
         # GET /users/me/export: the audit events the caller acted in, whatever the tenant,
         # through the SECURITY DEFINER function actor_audit_events(user_id).
         ("backend/privacy/account.py", "ACTOR_AUDIT_EVENTS"),
+        # GET /users/me/export: the platform audit events the caller acted in, through the
+        # SECURITY DEFINER function actor_platform_audit_events(user_id) (the app role may
+        # only insert into that log).
+        ("backend/privacy/account.py", "ACTOR_PLATFORM_AUDIT_EVENTS"),
         # The platform (superuser) view of the admin panel, and only that view: read-only
         # sessions as the schema owner, for a superuser verified on each request.
         ("admin/scoping.py", PLATFORM),

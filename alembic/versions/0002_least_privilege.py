@@ -22,7 +22,7 @@ Create Date: 2026-12-01 01:45:00
 from collections.abc import Sequence
 
 from alembic import op
-from backend.core.config import get_settings
+from backend.core.app_role_grants import for_app_role
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -84,25 +84,6 @@ def _postgresql() -> bool:
     return op.get_bind().dialect.name == "postgresql"
 
 
-def _for_app_role(statements: list[str]) -> None:
-    """Run `statements` (with `{role}` filled in) when the app role exists; a no-op otherwise."""
-    role = get_settings().database_app_role
-    body = ";\n".join(statement.format(role=role) for statement in statements)
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
-                {body};
-            ELSE
-                RAISE NOTICE 'role {role} does not exist: no grants changed';
-            END IF;
-        END
-        $$
-        """
-    )
-
-
 def _tenant_policies(matches: str) -> None:
     for table in TENANT_TABLES:
         op.execute(f"DROP POLICY tenant_isolation ON {table}")
@@ -127,7 +108,7 @@ def upgrade() -> None:
     for signature, definition in FUNCTIONS.items():
         op.execute(definition)
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
-    _for_app_role(
+    for_app_role(
         [
             "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
@@ -141,7 +122,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if not _postgresql():
         return
-    _for_app_role(
+    for_app_role(
         [
             "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",

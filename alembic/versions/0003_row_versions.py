@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from alembic import op
-from backend.core.config import get_settings
+from backend.core.app_role_grants import for_app_role
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -23,30 +23,17 @@ depends_on: str | Sequence[str] | None = None
 VERSIONED_TABLES = ("tenants", "memberships", "projects", "project_members", "tasks")
 
 
-def _grant_version_updates(action: str) -> None:
-    """The app role writes `version` with every update (column privileges, 0002)."""
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    role = get_settings().database_app_role
-    statements = ";\n".join(
-        f"{action} UPDATE (version) ON {table} {'TO' if action == 'GRANT' else 'FROM'} {role}"
-        for table in VERSIONED_TABLES
-    )
-    op.execute(
-        f"DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
-        f"{statements}; END IF; END $$"
-    )
-
-
 def upgrade() -> None:
     for table in VERSIONED_TABLES:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("version", sa.Integer(), server_default="1", nullable=False))
-    _grant_version_updates("GRANT")
+    for_app_role([f"GRANT UPDATE (version) ON {table} TO {{role}}" for table in VERSIONED_TABLES])
 
 
 def downgrade() -> None:
-    _grant_version_updates("REVOKE")
+    for_app_role(
+        [f"REVOKE UPDATE (version) ON {table} FROM {{role}}" for table in VERSIONED_TABLES]
+    )
     for table in VERSIONED_TABLES:
         with op.batch_alter_table(table) as batch:
             batch.drop_column("version")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from alembic import op
-from backend.core.config import get_settings
+from backend.core.app_role_grants import for_app_role
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -37,23 +37,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("admin_sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_admin_sessions_user_id"), ["user_id"], unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        _grant_app_role()
-
-
-def _grant_app_role() -> None:
-    role = get_settings().database_app_role
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
-                REVOKE ALL ON admin_sessions FROM {role};
-                GRANT SELECT, INSERT, DELETE ON admin_sessions TO {role};
-            END IF;
-        END
-        $$
-        """
+    for_app_role(
+        [
+            "REVOKE ALL ON admin_sessions FROM {role}",
+            "GRANT SELECT, INSERT, DELETE ON admin_sessions TO {role}",
+        ]
     )
 
 

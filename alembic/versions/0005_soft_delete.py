@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from alembic import op
-from backend.core.config import get_settings
+from backend.core.app_role_grants import for_app_role
 
 revision: str = "0005_soft_delete"
 down_revision: str | None = "0007_api_keys"
@@ -45,17 +45,6 @@ APP_GRANTS = (
 def _status_type(statuses: Sequence[str]) -> sa.Enum:
     return sa.Enum(
         *statuses, name="tenant_status", native_enum=False, create_constraint=True, length=32
-    )
-
-
-def _for_app_role(statements: Sequence[str]) -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    role = get_settings().database_app_role
-    body = ";\n".join(statement.format(role=role) for statement in statements)
-    op.execute(
-        f"DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
-        f"{body}; END IF; END $$"
     )
 
 
@@ -96,11 +85,11 @@ def upgrade() -> None:
     )
     free_since = datetime(1970, 1, 1, tzinfo=UTC)
     op.bulk_insert(leases, [{"name": n, "holder": "", "held_until": free_since} for n in LEASES])
-    _for_app_role(["REVOKE ALL ON leases FROM {role}", *APP_GRANTS])
+    for_app_role(["REVOKE ALL ON leases FROM {role}", *APP_GRANTS])
 
 
 def downgrade() -> None:
-    _for_app_role(
+    for_app_role(
         [
             "REVOKE UPDATE (deleted_at, deleted_by) ON projects FROM {role}",
             "REVOKE UPDATE (deleted_at, deleted_by) ON tasks FROM {role}",

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from alembic import op
-from backend.core.config import get_settings
+from backend.core.app_role_grants import for_app_role
 
 revision: str = "0006_idempotency_keys"
 down_revision: str | None = "0009_admin_search"
@@ -92,22 +92,6 @@ APP_PRIVILEGES = {
 }
 
 
-def _for_app_role(statements: list[str]) -> None:
-    role = get_settings().database_app_role
-    body = ";\n".join(statement.format(role=role) for statement in statements)
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
-                {body};
-            END IF;
-        END
-        $$
-        """
-    )
-
-
 def upgrade() -> None:
     op.create_table(
         "idempotency_keys",
@@ -166,7 +150,7 @@ def upgrade() -> None:
     for signature, definition in FUNCTIONS.items():
         op.execute(definition)
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
-    _for_app_role(
+    for_app_role(
         [
             *(f"GRANT {grants} ON {table} TO {{role}}" for table, grants in APP_PRIVILEGES.items()),
             *(f"GRANT EXECUTE ON FUNCTION {signature} TO {{role}}" for signature in FUNCTIONS),
@@ -176,7 +160,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        _for_app_role(["REVOKE DELETE ON users FROM {role}"])
+        for_app_role(["REVOKE DELETE ON users FROM {role}"])
         for signature in FUNCTIONS:
             op.execute(f"DROP FUNCTION {signature}")
         op.execute("DROP POLICY app_erases ON users")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from alembic import op
-from backend.core.config import get_settings
+from backend.core.app_role_grants import for_app_role
 
 revision: str = "0007_api_keys"
 down_revision: str | None = "0004"
@@ -56,23 +56,11 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_api_keys_scope_tenant_id"), ["scope_tenant_id"], unique=False
         )
-    if op.get_bind().dialect.name == "postgresql":
-        _grant_app_role()
-
-
-def _grant_app_role() -> None:
-    role = get_settings().database_app_role
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
-                REVOKE ALL ON api_keys FROM {role};
-                GRANT SELECT, INSERT, UPDATE (last_used_at, revoked_at) ON api_keys TO {role};
-            END IF;
-        END
-        $$
-        """
+    for_app_role(
+        [
+            "REVOKE ALL ON api_keys FROM {role}",
+            "GRANT SELECT, INSERT, UPDATE (last_used_at, revoked_at) ON api_keys TO {role}",
+        ]
     )
 
 

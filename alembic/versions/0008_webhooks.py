@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from alembic import op
-from backend.core.config import get_settings
+from backend.core.app_role_grants import for_app_role
 
 revision: str = "0008_webhooks"
 down_revision: str | None = "0006_idempotency_keys"
@@ -66,15 +66,6 @@ $$
 }
 
 
-def _for_app_role(statements: list[str]) -> None:
-    role = get_settings().database_app_role
-    body = ";\n".join(statement.format(role=role) for statement in statements)
-    op.execute(
-        f"DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
-        f"{body}; END IF; END $$"
-    )
-
-
 def _secure() -> None:
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
@@ -87,7 +78,7 @@ def _secure() -> None:
     for signature, definition in FUNCTIONS.items():
         op.execute(definition)
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
-    _for_app_role(
+    for_app_role(
         [
             *(f"REVOKE ALL ON {table} FROM {{role}}" for table in TENANT_TABLES),
             *(f"GRANT {grants} ON {table} TO {{role}}" for table, grants in APP_PRIVILEGES.items()),

@@ -16,9 +16,12 @@ from backend.core.pagination import Page
 from backend.core.request_params import Pagination
 from backend.identity.dependencies import CurrentUser, TokenClaims
 from tenants.access import resolve_tenant_access
+from tenants.idempotent_routes import Idempotency, IdempotentRoute
 from tenants.roles import TenantRole
 
-router = APIRouter(prefix="/api/v1/users/me/api-keys", tags=["api keys"])
+router = APIRouter(
+    prefix="/api/v1/users/me/api-keys", tags=["api keys"], route_class=IdempotentRoute
+)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -28,9 +31,11 @@ async def create_api_key(
     claims: TokenClaims,
     session: DbSession,
     response: Response,
+    idempotency: Idempotency,
 ) -> ApiKeyCreated:
     """Create a personal API key acting in one tenant of the caller's. The key is shown here
-    once, and never again; a tenant the caller is not a member of is a 404."""
+    once, and never again (a replay with the same `Idempotency-Key` answers it as null); a
+    tenant the caller is not a member of is a 404."""
     # `user` refuses API keys and service clients (403) before the tenant is looked at.
     caller, _ = await resolve_tenant_access(session, claims, body.tenant_id)
     key, secret = await service.create_api_key(

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.core.schemas import RequestBody
+from backend.core.secrets import SHOWN_ONCE
 from tenants.roles import TenantRole
 from tenants.schemas import TenantName
 
@@ -29,9 +31,10 @@ class ApiKeyCreated(BaseModel):
     id: uuid.UUID
     name: str
     prefix: str = Field(description="The key's first characters, shown in lists.")
-    key: str = Field(
+    key: Annotated[str | None, SHOWN_ONCE] = Field(
         description="The key, shown this once: `tdk_`, 43 base62 characters, a 6-character "
-        "base62 CRC32 checksum. Send it as `Authorization: Bearer tdk_...`."
+        "base62 CRC32 checksum. Send it as `Authorization: Bearer tdk_...`. Null in a replayed "
+        "answer (`Idempotent-Replayed: true`)."
     )
     tenant_id: uuid.UUID
     role: TenantRole

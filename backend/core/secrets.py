@@ -31,3 +31,16 @@ def is_secret_name(name: str) -> bool:
     (idempotency keys) shows such fields as null."""
     lowered = name.lower()
     return lowered.endswith("_hash") or "secret" in lowered or "token" in lowered
+
+
+class _ShownOnce:
+    """The type of `SHOWN_ONCE`."""
+
+    def __repr__(self) -> str:
+        return "SHOWN_ONCE"
+
+
+# Marks a response field that carries a secret shown once whatever its name (`Annotated[str,
+# SHOWN_ONCE]`, such as an API key's `key`): a replayed answer shows it as null, as it does a
+# field named like a secret.
+SHOWN_ONCE = _ShownOnce()

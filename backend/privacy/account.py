@@ -1,8 +1,14 @@
 """An account's own export, and its erasure.
 
 Both reach across tenants only in the two sanctioned ways: the SECURITY DEFINER functions of
-the migrations (`user_tenants`, `actor_audit_events`, `erase_audit_actor`), and tenant by tenant
-inside each tenant's context. No FastAPI here.
+the migrations (`user_tenants`, `actor_audit_events`, `actor_platform_audit_events`,
+`erase_audit_actor`), and tenant by tenant inside each tenant's context. No FastAPI here.
+
+What erasure leaves: audit events keep what happened, with an anonymous id wherever the account's
+id or email stood (actor, target, or any string of `data`). Invitations the person sent and that
+are still pending are revoked, as when anyone leaves a tenant: nobody stands behind them any
+more. Invitations addressed to their email are the tenant's own offers and stay as they are:
+revoking them would tell the tenant that the person had an account and erased it.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
@@ -35,6 +41,13 @@ ACTOR_AUDIT_EVENTS = CrossTenantRead(
     AuditEvent.__table__,
     by="actor_user_id",
     columns=("tenant_id", "id", "action", "target_type", "target_id", "data", "created_at"),
+)
+# The platform audit events they acted in (the app role may only insert into that log).
+ACTOR_PLATFORM_AUDIT_EVENTS = CrossTenantRead(
+    "actor_platform_audit_events",
+    PlatformAuditEvent.__table__,
+    by="actor_user_id",
+    columns=("id", "action", "target_type", "target_id", "data", "created_at"),
 )
 INCORRECT_PASSWORD = "The password is not correct."  # noqa: S105 (a message)
 LAST_OWNER = (
@@ -88,6 +101,10 @@ async def export_account(session: AsyncSession, user: User) -> dict[str, Any]:
     )
     mine = cross_tenant_rows(session, ACTOR_AUDIT_EVENTS, user.id)
     events = await session.execute(select(mine).order_by(mine.c.created_at, mine.c.id))
+    on_platform = cross_tenant_rows(session, ACTOR_PLATFORM_AUDIT_EVENTS, user.id)
+    platform_events = await session.execute(
+        select(on_platform).order_by(on_platform.c.created_at, on_platform.c.id)
+    )
     return {
         "profile": _public_columns(user),
         "memberships": [m.model_dump() for m in memberships],
@@ -98,6 +115,7 @@ async def export_account(session: AsyncSession, user: User) -> dict[str, Any]:
         "panel_sessions": [_public_columns(panel_session) for panel_session in panel],
         "api_keys": [_public_columns(key) for key in keys],
         "audit_events": [dict(row._mapping) for row in events],
+        "platform_audit_events": [dict(row._mapping) for row in platform_events],
     }
 
 
@@ -130,40 +148,77 @@ async def _leave_tenant(session: AsyncSession, tenant_id: uuid.UUID, user_id: uu
     await unassign_tasks_of_leaving_member(session, user_id)
     await session.execute(delete(ProjectMember).where(ProjectMember.user_id == user_id))
     await session.execute(delete(Membership).where(Membership.user_id == user_id))
+    # As for anyone who leaves: their pending invitations are revoked (audited as theirs, then
+    # made anonymous with the rest).
+    await tenancy.roles_changed(session, Actor(user_id=user_id), user_id)
+    await session.flush()  # their audit events belong to this tenant
 
 
 async def _anonymise_audit_events(
-    session: AsyncSession, user_id: uuid.UUID, anonymous_id: uuid.UUID
+    session: AsyncSession, user: User, anonymous_id: uuid.UUID
 ) -> None:
-    """The account's id, as actor or target of audit events, becomes `anonymous_id`."""
+    """The account's id and email, as actor, target or anywhere in the data of audit events,
+    become `anonymous_id`; its own `user.updated` events lose the name they recorded."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.erase_audit_actor(user_id, anonymous_id)))
+        await session.execute(select(func.erase_audit_actor(user.id, anonymous_id)))
         return
     # SQLite has no row-level security to cross: the same writes, tenant by tenant.
     for tenant_id in (await session.scalars(select(Tenant.id))).all():
         await enter_tenant(session, tenant_id)
-        await _replace_actor(session, AuditEvent, user_id, anonymous_id)
+        await _erase_from_log(session, AuditEvent, user, anonymous_id)
     await session.run_sync(leave_tenant_sync)
-    await _replace_actor(session, PlatformAuditEvent, user_id, anonymous_id)
+    await _erase_from_log(session, PlatformAuditEvent, user, anonymous_id)
     await session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.principal == f"user:{user_id}")
+        delete(IdempotencyKey).where(IdempotencyKey.principal == f"user:{user.id}")
     )
 
 
-async def _replace_actor(
+def scrub(value: Any, erased: frozenset[str], by: str) -> Any:
+    """`value` (JSON) with every string equal to one of `erased` (case aside) replaced by `by`;
+    the same rewrite as the PostgreSQL function `scrub_audit_data` (migration 0010)."""
+    if isinstance(value, dict):
+        return {key: scrub(item, erased, by) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrub(item, erased, by) for item in value]
+    if isinstance(value, str) and value.lower() in erased:
+        return by
+    return value
+
+
+async def _erase_from_log(
     session: AsyncSession,
     model: type[AuditEvent] | type[PlatformAuditEvent],
-    user_id: uuid.UUID,
+    user: User,
     anonymous_id: uuid.UUID,
 ) -> None:
+    """`erase_audit_actor` of migration 0010, for one log (SQLite)."""
+    user_id, anonymous = str(user.id), str(anonymous_id)
     await session.execute(
         update(model)
-        .where(model.actor_user_id == user_id)
+        .where(model.actor_user_id == user.id)
         .values(actor_user_id=None, anonymous_actor_id=anonymous_id)
     )
-    await session.execute(
-        update(model).where(model.target_id == str(user_id)).values(target_id=str(anonymous_id))
+    own = await session.execute(
+        select(model.id, model.data).where(model.target_type == "user", model.target_id == user_id)
     )
+    for event_id, data in own.all():
+        if "full_name" in data:
+            without_name = {key: item for key, item in data.items() if key != "full_name"}
+            await session.execute(
+                update(model).where(model.id == event_id).values(data=without_name)
+            )
+    await session.execute(
+        update(model).where(model.target_id == user_id).values(target_id=anonymous)
+    )
+    erased = frozenset({user_id, user.email.lower()})
+    as_text = func.lower(cast(model.data, Text))
+    naming = await session.execute(
+        select(model.id, model.data).where(or_(*(as_text.contains(value) for value in erased)))
+    )
+    for event_id, data in naming.all():
+        await session.execute(
+            update(model).where(model.id == event_id).values(data=scrub(data, erased, anonymous))
+        )
 
 
 async def erase_account(
@@ -188,7 +243,7 @@ async def erase_account(
         await _leave_tenant(session, membership.tenant_id, user.id)
     await session.run_sync(leave_tenant_sync)
     anonymous_id = uuid.uuid4()
-    await _anonymise_audit_events(session, user.id, anonymous_id)
+    await _anonymise_audit_events(session, user, anonymous_id)
     record_platform_audit(session, Actor(), "user.erased", "user", anonymous_id)
     await session.flush()
     session.expunge(user)

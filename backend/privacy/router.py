@@ -57,7 +57,8 @@ async def export_tenant(caller: TenantAccess, session: DbSession, request: Reque
 @router.get("/api/v1/users/me/export", tags=["users"])
 async def export_me(user: CurrentUser, session: DbSession) -> AccountExport:
     """Everything the service holds about the caller: profile, memberships, sign-in sessions
-    (without their secrets) and the audit events they acted in."""
+    (without their secrets) and the audit events they acted in, in their tenants' logs and in
+    the platform's."""
     return AccountExport.model_validate(await account.export_account(session, user))
 
 

@@ -70,14 +70,21 @@ class ApiKeyRecord(BaseModel):
     last_used_at: datetime | None
 
 
-class ActedAuditEvent(BaseModel):
-    tenant_id: uuid.UUID
+class ActedPlatformAuditEvent(BaseModel):
+    """An event of the platform's own log (sign-up, profile, sessions): no tenant."""
+
     id: uuid.UUID
     action: str
     target_type: str
     target_id: str
     data: dict[str, Any]
     created_at: datetime
+
+
+class ActedAuditEvent(ActedPlatformAuditEvent):
+    """An event of a tenant's log: the same, and its tenant."""
+
+    tenant_id: uuid.UUID
 
 
 class AccountExport(BaseModel):
@@ -90,3 +97,4 @@ class AccountExport(BaseModel):
     panel_sessions: list[PanelSessionRecord]
     api_keys: list[ApiKeyRecord]
     audit_events: list[ActedAuditEvent]
+    platform_audit_events: list[ActedPlatformAuditEvent]

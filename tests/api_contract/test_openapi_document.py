@@ -74,6 +74,41 @@ async def test_errors_follow_from_the_operations_shape(document: dict[str, Any])
     )
 
 
+# The creates of issue 13 (and API keys): each honours Idempotency-Key.
+IDEMPOTENT_CREATES = {
+    "tenants-create",
+    "projects-create",
+    "tasks-create",
+    "invitations-create",
+    "project-invitations-create",
+    "service-clients-create",
+    "api-keys-create",
+}
+
+
+async def test_every_idempotent_create_documents_its_headers_and_answers(
+    document: dict[str, Any],
+) -> None:
+    idempotent = set()
+    for method, path, operation in _operations(document):
+        headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+        if "Idempotency-Key" not in headers:
+            continue
+        idempotent.add(operation["operationId"])
+        responses = operation["responses"]
+        assert method == "POST", path
+        assert "still being processed" in responses["409"]["description"], path
+        assert "different request" in responses["422"]["description"], path
+        successes = [r for status, r in responses.items() if status.startswith("2")]
+        assert successes, path
+        for success in successes:
+            assert "Idempotent-Replayed" in success["headers"], path
+
+    assert idempotent >= IDEMPOTENT_CREATES
+    other_409 = document["paths"]["/api/v1/tenants/{tenant_id}"]["patch"]["responses"]["409"]
+    assert "Idempotency-Key" not in other_409["description"]
+
+
 async def test_problem_and_token_bodies_are_schemas(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
 

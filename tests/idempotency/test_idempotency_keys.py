@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -10,10 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.util import await_
 
-from backend.core.database import utcnow
+from backend.core.database import AppSession, utcnow
 from backend.identity.models import OAuthClient
 from backend.invitations.models import Invitation
 from backend.projects.models import Project, Task
@@ -151,6 +154,71 @@ async def test_the_same_key_while_the_first_runs_is_409(
         row.locked_until = utcnow() - timedelta(seconds=1)
     taken_over = await client.post(url, json=body, headers=_headers(app, acme, "busy"))
     assert taken_over.status_code == 201, taken_over.text
+
+
+async def test_a_retry_while_the_first_request_is_still_running_is_409(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    """Two real requests: the first is held after it has written its project (on SQLite it then
+    holds the write lock), and the retry arrives meanwhile."""
+    acme = await _acme(db)
+    url, body, headers = f"{acme.url}/projects", {"name": "Hermes"}, _headers(app, acme, "slow")
+    written, go_on = asyncio.Event(), asyncio.Event()
+
+    def hold_the_first(session: Session, _flush: UOWTransaction) -> None:
+        if not written.is_set() and any(isinstance(row, Project) for row in session.new):
+            written.set()
+            await_(go_on.wait())
+
+    event.listen(AppSession, "after_flush", hold_the_first)
+    try:
+        first = asyncio.create_task(client.post(url, json=body, headers=headers))
+        await asyncio.wait_for(written.wait(), timeout=30)
+        retry = await client.post(url, json=body, headers=headers)
+        go_on.set()
+        done = await asyncio.wait_for(first, timeout=30)
+    finally:
+        go_on.set()
+        event.remove(AppSession, "after_flush", hold_the_first)
+
+    assert retry.status_code == 409, retry.text
+    assert "still being processed" in retry.json()["detail"]
+    assert done.status_code == 201, done.text
+    replayed = await client.post(url, json=body, headers=headers)
+    assert replayed.status_code == 201, replayed.text
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json() == done.json()
+    assert (await _row_counts(db))["Project"] == 2  # Apollo and the one Hermes
+
+
+async def test_a_personal_api_key_create_replays_without_the_key(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    acme = await _acme(db)
+    url = "/api/v1/users/me/api-keys"
+    body = {"name": "ci", "tenant_id": str(acme.id), "role": "member", "expires_in_days": 30}
+    headers = _headers(app, acme, "api-key-1")
+
+    first = await client.post(url, json=body, headers=headers)
+    again = await client.post(url, json=body, headers=headers)
+    other = await client.post(url, json={**body, "name": "cd"}, headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert first.json()["key"].startswith("tdk_")
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == {**first.json(), "key": None}
+    assert other.status_code == 422, other.text
+    listed = await client.get(url, headers=acme.headers(app, "olive"))
+    assert [key["id"] for key in listed.json()["items"]] == [first.json()["id"]]
+    stored = await db.scalar(
+        select(IdempotencyKey.response_body).where(
+            IdempotencyKey.principal == f"user:{acme.users['olive'].id}"
+        )
+    )
+    await db.rollback()
+    assert stored is not None
+    assert first.json()["key"] not in stored
 
 
 async def test_keys_are_scoped_to_the_caller_and_the_tenant(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -10,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.identity.api_keys import new_api_key
 from backend.identity.models import AdminSession, ApiKey, PlatformAuditEvent, RefreshToken, User
+from backend.invitations.models import Invitation, InvitationStatus
+from backend.invitations.tokens import issue_token
 from backend.projects.models import ProjectMember, Task
 from tenants.models import AuditEvent, Membership
 from tenants.roles import ProjectRole, TenantRole
@@ -19,6 +23,7 @@ from tests.factories import (
     AdminSessionFactory,
     ApiKeyFactory,
     AuditEventFactory,
+    InvitationFactory,
     PlatformAuditEventFactory,
     RefreshTokenFactory,
     persist,
@@ -39,7 +44,7 @@ async def _two_tenants(db: AsyncSession) -> tuple[TenantWorld, TenantWorld]:
 
 
 async def test_the_account_export_holds_what_the_service_knows_without_secrets(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, owner_db: AsyncSession
 ) -> None:
     acme, globex = await _two_tenants(db)
     mia = acme.users["mia"]
@@ -55,6 +60,13 @@ async def test_the_account_export_holds_what_the_service_knows_without_secrets(
         db, AuditEventFactory(tenant_id=globex.id, actor_user_id=mia.id, action="project.created")
     )
     await persist(db, AuditEventFactory(tenant_id=acme.id, actor_user_id=acme.users["olive"].id))
+    await persist(
+        owner_db,
+        PlatformAuditEventFactory(
+            actor=mia, actor_user_id=mia.id, action="user.updated", target_id=str(mia.id)
+        ),
+        PlatformAuditEventFactory(action="user.deactivated"),  # a superuser's, not hers
+    )
 
     answer = await client.get(f"{ME}/export", headers=bearer(app, mia))
 
@@ -73,6 +85,9 @@ async def test_the_account_export_holds_what_the_service_knows_without_secrets(
         "project.created",
         "task.created",
     ]
+    [on_platform] = exported["platform_audit_events"]
+    assert on_platform["action"] == "user.updated"
+    assert on_platform["target_id"] == str(mia.id)
     text = answer.text
     for secret in ("token_hash", "id_hash", "password_hash", "key_hash", "secret", clear_key):
         assert secret not in text
@@ -130,6 +145,117 @@ async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
     assert str(mia.id) not in {e.target_id for e in platform}
     [erased] = [e for e in platform if e.action == "user.erased"]
     assert erased.target_id == str(acted.anonymous_actor_id)
+
+
+async def test_erasure_leaves_neither_id_nor_email_in_audit_data(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, owner_db: AsyncSession
+) -> None:
+    acme, globex = await _two_tenants(db)
+    await globex.add_member(db, "gus2", TenantRole.OWNER)
+    initech = await build_tenant(db, "initech", {"ivan": TenantRole.OWNER})  # not hers
+    mia, olive = acme.users["mia"], acme.users["olive"]
+    mia_id, shouted = str(mia.id), mia.email.upper()
+    await persist(
+        db,
+        AuditEventFactory(
+            tenant_id=acme.id,
+            actor_user_id=olive.id,
+            action="task.updated",
+            data={"assignee_id": {"from": str(olive.id), "to": mia_id}, "title": "Fuel"},
+        ),
+        AuditEventFactory(
+            tenant_id=acme.id,
+            actor_user_id=olive.id,
+            action="api_key.revoked",
+            data={"user_id": mia_id, "names": ["x", mia_id]},
+        ),
+    )
+    await persist(
+        db,
+        AuditEventFactory(
+            tenant_id=initech.id,
+            actor_user_id=initech.users["ivan"].id,
+            action="invitation.created",
+            data={"email": shouted, "role": "member"},
+        ),
+    )
+    await persist(
+        owner_db,
+        PlatformAuditEventFactory(
+            actor=mia,
+            actor_user_id=mia.id,
+            action="user.updated",
+            target_id=mia_id,
+            data={"full_name": {"from": "Mia", "to": "Mia Wong"}},
+        ),
+        PlatformAuditEventFactory(data={"email": mia.email, "other": str(olive.id)}),
+    )
+
+    answer = await client.request(
+        "DELETE", ME, json={"password": PASSWORD}, headers=bearer(app, mia)
+    )
+
+    assert answer.status_code == 204, answer.text
+    db.expunge_all()
+    async with cross_tenant(db, "no audit event of any tenant still names the erased account"):
+        events = (await db.scalars(select(AuditEvent))).all()
+    async with owner_db.begin():
+        platform = (await owner_db.scalars(select(PlatformAuditEvent))).all()
+    [erased] = [e for e in platform if e.action == "user.erased"]
+    anonymous = erased.target_id
+    for event in [*events, *platform]:
+        as_text = json.dumps(event.data).lower()
+        assert mia_id not in as_text, (event.action, event.data)
+        assert mia.email.lower() not in as_text, (event.action, event.data)
+    by_action = {e.action: e.data for e in events}
+    assert by_action["task.updated"] == {
+        "assignee_id": {"from": str(olive.id), "to": anonymous},
+        "title": "Fuel",
+    }
+    assert by_action["api_key.revoked"] == {"user_id": anonymous, "names": ["x", anonymous]}
+    assert by_action["invitation.created"] == {"email": anonymous, "role": "member"}
+    platform_data = {e.action: e.data for e in platform if e.action != "user.erased"}
+    assert platform_data["user.updated"] == {}  # the name she had is gone with her
+    assert platform_data["admin.user.deactivated"] == {"email": anonymous, "other": str(olive.id)}
+
+
+async def test_erasure_revokes_the_invitations_they_sent_and_keeps_those_sent_to_them(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    acme, globex = await _two_tenants(db)
+    await globex.add_member(db, "gus2", TenantRole.OWNER)
+    initech = await build_tenant(db, "initech", {"ivan": TenantRole.OWNER})
+    mia = acme.users["mia"]
+    sent = InvitationFactory(tenant=globex.tenant, inviter=mia)
+    token = issue_token(initech.id)
+    to_her = InvitationFactory(
+        token=token, tenant=initech.tenant, email=mia.email, inviter=initech.users["ivan"]
+    )
+    await persist(db, sent)
+    await persist(db, to_her)
+
+    answer = await client.request(
+        "DELETE", ME, json={"password": PASSWORD}, headers=bearer(app, mia)
+    )
+
+    assert answer.status_code == 204, answer.text
+    db.expunge_all()
+    async with cross_tenant(db, "the invitations she sent and those sent to her"):
+        after = {i.id: i for i in await db.scalars(select(Invitation))}
+        revocations = (
+            await db.scalars(select(AuditEvent).where(AuditEvent.action == "invitation.revoked"))
+        ).all()
+    assert after[sent.id].status is InvitationStatus.REVOKED
+    assert after[sent.id].invited_by is None
+    [revoked] = revocations
+    assert revoked.target_id == str(sent.id)
+    assert revoked.actor_user_id is None
+    assert revoked.anonymous_actor_id is not None
+    # The tenant's offer to her address stays its own: revoking it would tell the tenant that
+    # she had an account and erased it. Accepting it later makes a new account.
+    assert after[to_her.id].status is InvitationStatus.PENDING
+    preview = await client.get(f"/api/v1/invitations/{token.value}")
+    assert preview.status_code == 200, preview.text
 
 
 async def test_the_last_owner_of_a_tenant_is_told_which(

@@ -325,6 +325,8 @@ async def test_the_purge_removes_what_is_past_retention_and_records_it(
     assert [e["name"] for e in entries] == ["acme Other"]
     restore = await client.post(f"{acme.project_url('Launch')}/restore", headers=olga)
     assert restore.status_code == 404
+    restore_task = await client.post(f"{task_url(acme, 'Other', 2)}/restore", headers=olga)
+    assert restore_task.status_code == 404  # "paint", deleted on its own and purged
     log = (await client.get(f"{acme.url}/audit-events", headers=olga)).json()["items"]
     purged = [event for event in log if event["action"] == "trash.purged"]
     assert len(purged) == 1
