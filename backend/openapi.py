@@ -184,7 +184,7 @@ OPERATIONS: dict[str, Operation] = {
     "accept_invitation_as_new_user": Operation(
         "invitations-accept-new-user", errors=(403, 404, 409, 410)
     ),
-    "create_webhook": Operation("webhooks-create", errors=(409,)),
+    "create_webhook": Operation("webhooks-create"),
     "list_webhooks": Operation("webhooks-list"),
     "read_webhook": Operation("webhooks-read"),
     "update_webhook": Operation("webhooks-update"),
