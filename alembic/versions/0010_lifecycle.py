@@ -1,13 +1,17 @@
-"""an erased account leaves neither its id nor its email in audit data; its platform events
+"""an erased account leaves neither its id nor its email in event data; its platform events
 
 Revision ID: 0010_lifecycle
 Revises: 0011_admin_scale
 
 - `erase_audit_actor(user, anonymous)` (same signature, new body) also rewrites the `data` of
-  every audit event, in both logs, where a JSON string equals the account's id or email (case
-  aside): it becomes the anonymous id. The account's own `user.updated` events lose the name
-  they recorded. It reads the email from `users`, so it runs before the row is deleted.
-- `scrub_audit_data(data, erased, by)`: that rewrite, a pure function the above calls.
+  every audit event, in both logs, and of every outbox event, where a JSON string equals the
+  account's id or email (case aside): it becomes the anonymous id, and the object holding it
+  loses its `full_name` (a member as the API shows it). The account's own `user.updated` events
+  lose the name they recorded. It reads the email from `users`, so it runs before the row is
+  deleted. The idempotency keys it sent with its personal API keys go with those it sent
+  itself (their stored answers are its requests'). The schema owner gets an UPDATE policy on `outbox_events` for it, as on
+  `audit_events` (0006).
+- `scrub_erased(data, erased, by)`: that rewrite, a pure function the above calls.
 - `actor_platform_audit_events(user)`: the platform audit events an account acted in, for its
   export (the app role may only insert into that log).
 
@@ -28,17 +32,28 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SCRUB = """
-CREATE FUNCTION scrub_audit_data(p_data jsonb, p_erased text[], p_by text)
+CREATE FUNCTION scrub_erased(p_data jsonb, p_erased text[], p_by text)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    names_them boolean;
 BEGIN
     CASE jsonb_typeof(p_data)
     WHEN 'object' THEN
+        -- An object that names the account by id or email describes it: its name goes too.
+        names_them := EXISTS (
+            SELECT 1 FROM jsonb_each(p_data) AS e
+            WHERE jsonb_typeof(e.value) = 'string' AND lower(e.value #>> '{}') = ANY (p_erased)
+        );
         RETURN (
             SELECT coalesce(
-                jsonb_object_agg(e.key, public.scrub_audit_data(e.value, p_erased, p_by)),
+                jsonb_object_agg(
+                    e.key,
+                    CASE WHEN names_them AND e.key = 'full_name' THEN 'null'::jsonb
+                    ELSE public.scrub_erased(e.value, p_erased, p_by) END
+                ),
                 '{}'::jsonb
             )
             FROM jsonb_each(p_data) AS e
@@ -46,7 +61,7 @@ BEGIN
     WHEN 'array' THEN
         RETURN (
             SELECT coalesce(
-                jsonb_agg(public.scrub_audit_data(a.value, p_erased, p_by) ORDER BY a.ordinality),
+                jsonb_agg(public.scrub_erased(a.value, p_erased, p_by) ORDER BY a.ordinality),
                 '[]'::jsonb
             )
             FROM jsonb_array_elements(p_data) WITH ORDINALITY AS a
@@ -62,9 +77,16 @@ BEGIN
 END
 $$
 """
-# Both logs, the same steps: the actor, the name in the account's own events, the target, then
-# any JSON string in `data` that is the id or the email. `LIKE` only narrows the rows to rewrite
+# Any JSON string in `data` that is the id or the email. `LIKE` only narrows the rows to rewrite
 # (its `_` matches any character); the rewrite compares whole strings.
+_SCRUB_DATA = """
+    UPDATE public.{table}
+        SET data = public.scrub_erased(data::jsonb, erased, p_anonymous_id::text)::json
+        WHERE data::text LIKE '%' || p_user_id::text || '%'
+            OR lower(data::text) LIKE '%' || lower(v_email) || '%';
+"""
+# Both logs, the same steps: the actor, the name in the account's own events, the target, then
+# the data.
 _ERASE_IN_LOG = """
     UPDATE public.{log} SET actor_user_id = NULL, anonymous_actor_id = p_anonymous_id
         WHERE actor_user_id = p_user_id;
@@ -72,10 +94,6 @@ _ERASE_IN_LOG = """
         WHERE target_type = 'user' AND target_id = p_user_id::text;
     UPDATE public.{log} SET target_id = p_anonymous_id::text
         WHERE target_id = p_user_id::text;
-    UPDATE public.{log}
-        SET data = public.scrub_audit_data(data::jsonb, erased, p_anonymous_id::text)::json
-        WHERE data::text LIKE '%' || p_user_id::text || '%'
-            OR lower(data::text) LIKE '%' || lower(v_email) || '%';
 """
 ERASE = f"""
 CREATE OR REPLACE FUNCTION erase_audit_actor(p_user_id uuid, p_anonymous_id uuid)
@@ -91,8 +109,16 @@ BEGIN
         RAISE EXCEPTION 'erase_audit_actor: no account %', p_user_id;
     END IF;
 {_ERASE_IN_LOG.format(log="audit_events")}
+{_SCRUB_DATA.format(table="audit_events")}
 {_ERASE_IN_LOG.format(log="platform_audit_events")}
-    DELETE FROM public.idempotency_keys WHERE principal = 'user:' || p_user_id::text;
+{_SCRUB_DATA.format(table="platform_audit_events")}
+{_SCRUB_DATA.format(table="outbox_events")}
+    DELETE FROM public.idempotency_keys
+        WHERE principal = 'user:' || p_user_id::text
+            OR principal IN (
+                SELECT 'api_key:' || k.key_hash FROM public.api_keys AS k
+                WHERE k.user_id = p_user_id
+            );
 END
 $$
 """
@@ -110,10 +136,10 @@ AS $$
 $$
 """
 NEW_FUNCTIONS = {
-    "scrub_audit_data(jsonb, text[], text)": SCRUB,
+    "scrub_erased(jsonb, text[], text)": SCRUB,
     "actor_platform_audit_events(uuid)": ACTOR_PLATFORM_EVENTS,
 }
-# Called by the app role; `scrub_audit_data` only by `erase_audit_actor`, as the schema owner.
+# Called by the app role; `scrub_erased` only by `erase_audit_actor`, as the schema owner.
 APP_FUNCTIONS = ["actor_platform_audit_events(uuid)"]
 
 
@@ -134,10 +160,14 @@ def upgrade() -> None:
     for signature, definition in NEW_FUNCTIONS.items():
         op.execute(definition)
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+    # The definer function rewrites `data` as the schema owner, whom forced row-level security
+    # binds on tenant tables: `audit_events` has its UPDATE policy since 0006, `outbox_events`
+    # gets the same (the platform log has no row-level security).
+    op.execute(
+        "CREATE POLICY owner_erases ON outbox_events FOR UPDATE TO CURRENT_USER "
+        "USING (true) WITH CHECK (true)"
+    )
     op.execute(ERASE)
-    # The definer function now rewrites the platform log's `data` as the schema owner, which
-    # row-level security does not bind there (the table has none); the tenant log's policy
-    # `owner_erases` (0006) already lets it update `audit_events`.
     for_app_role(
         [f"GRANT EXECUTE ON FUNCTION {signature} TO {{role}}" for signature in APP_FUNCTIONS]
     )
@@ -147,5 +177,6 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(_revision_0006().ERASE.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
+    op.execute("DROP POLICY owner_erases ON outbox_events")
     for signature in NEW_FUNCTIONS:
         op.execute(f"DROP FUNCTION {signature}")

@@ -5,7 +5,8 @@ the migrations (`user_tenants`, `actor_audit_events`, `actor_platform_audit_even
 `erase_audit_actor`), and tenant by tenant inside each tenant's context. No FastAPI here.
 
 What erasure leaves: audit events keep what happened, with an anonymous id wherever the account's
-id or email stood (actor, target, or any string of `data`). Invitations the person sent and that
+id or email stood (actor, target, or any string of `data`); so do the outbox's events (what
+webhooks carry), whose members also lose their name. Invitations the person sent and that
 are still pending are revoked, as when anyone leaves a tenant: nobody stands behind them any
 more. Invitations addressed to their email are the tenant's own offers and stay as they are:
 revoking them would tell the tenant that the person had an account and erased it.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, or_, select, update
+from sqlalchemy import Text, cast, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor
@@ -33,6 +34,7 @@ from tenants import service as tenancy
 from tenants.idempotency import IdempotencyKey
 from tenants.isolation import CrossTenantRead, cross_tenant_rows, enter_tenant, leave_tenant_sync
 from tenants.models import AuditEvent, Membership, Tenant
+from tenants.outbox import OutboxEvent
 from tenants.roles import TenantRole
 
 # The audit events a person acted in, whatever the tenant: their export.
@@ -157,8 +159,10 @@ async def _leave_tenant(session: AsyncSession, tenant_id: uuid.UUID, user_id: uu
 async def _anonymise_audit_events(
     session: AsyncSession, user: User, anonymous_id: uuid.UUID
 ) -> None:
-    """The account's id and email, as actor, target or anywhere in the data of audit events,
-    become `anonymous_id`; its own `user.updated` events lose the name they recorded."""
+    """The account's id and email, as actor, target or anywhere in the data of audit events
+    and outbox events, become `anonymous_id` (`scrub`); its own `user.updated` events lose the
+    name they recorded. The answers kept for its retries (idempotency keys, also those sent
+    with its API keys) are deleted."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(select(func.erase_audit_actor(user.id, anonymous_id)))
         return
@@ -166,18 +170,30 @@ async def _anonymise_audit_events(
     for tenant_id in (await session.scalars(select(Tenant.id))).all():
         await enter_tenant(session, tenant_id)
         await _erase_from_log(session, AuditEvent, user, anonymous_id)
+        await _scrub_data(session, OutboxEvent, user, anonymous_id)
     await session.run_sync(leave_tenant_sync)
     await _erase_from_log(session, PlatformAuditEvent, user, anonymous_id)
+    by_its_keys = select(literal("api_key:") + ApiKey.key_hash).where(ApiKey.user_id == user.id)
     await session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.principal == f"user:{user.id}")
+        delete(IdempotencyKey).where(
+            or_(
+                IdempotencyKey.principal == f"user:{user.id}",
+                IdempotencyKey.principal.in_(by_its_keys),
+            )
+        )
     )
 
 
 def scrub(value: Any, erased: frozenset[str], by: str) -> Any:
-    """`value` (JSON) with every string equal to one of `erased` (case aside) replaced by `by`;
-    the same rewrite as the PostgreSQL function `scrub_audit_data` (migration 0010)."""
+    """`value` (JSON) with every string equal to one of `erased` (case aside) replaced by `by`,
+    and the `full_name` of an object holding such a string (a member as the API shows it) null;
+    the same rewrite as the PostgreSQL function `scrub_erased` (migration 0010)."""
     if isinstance(value, dict):
-        return {key: scrub(item, erased, by) for key, item in value.items()}
+        names_them = any(isinstance(v, str) and v.lower() in erased for v in value.values())
+        return {
+            key: None if names_them and key == "full_name" else scrub(item, erased, by)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [scrub(item, erased, by) for item in value]
     if isinstance(value, str) and value.lower() in erased:
@@ -210,15 +226,24 @@ async def _erase_from_log(
     await session.execute(
         update(model).where(model.target_id == user_id).values(target_id=anonymous)
     )
-    erased = frozenset({user_id, user.email.lower()})
+    await _scrub_data(session, model, user, anonymous_id)
+
+
+async def _scrub_data(
+    session: AsyncSession,
+    model: type[AuditEvent] | type[PlatformAuditEvent] | type[OutboxEvent],
+    user: User,
+    anonymous_id: uuid.UUID,
+) -> None:
+    """`scrub` on the `data` of the rows of `model` that name the account (SQLite)."""
+    erased = frozenset({str(user.id), user.email.lower()})
     as_text = func.lower(cast(model.data, Text))
     naming = await session.execute(
         select(model.id, model.data).where(or_(*(as_text.contains(value) for value in erased)))
     )
-    for event_id, data in naming.all():
-        await session.execute(
-            update(model).where(model.id == event_id).values(data=scrub(data, erased, anonymous))
-        )
+    for row_id, data in naming.all():
+        scrubbed = scrub(data, erased, str(anonymous_id))
+        await session.execute(update(model).where(model.id == row_id).values(data=scrubbed))
 
 
 async def erase_account(

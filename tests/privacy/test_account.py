@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.identity.api_keys import new_api_key
@@ -15,7 +16,9 @@ from backend.identity.models import AdminSession, ApiKey, PlatformAuditEvent, Re
 from backend.invitations.models import Invitation, InvitationStatus
 from backend.invitations.tokens import issue_token
 from backend.projects.models import ProjectMember, Task
+from tenants.idempotency import IdempotencyKey
 from tenants.models import AuditEvent, Membership
+from tenants.outbox import OutboxEvent
 from tenants.roles import ProjectRole, TenantRole
 from tests.auth import bearer
 from tests.cross_tenant import cross_tenant
@@ -24,6 +27,7 @@ from tests.factories import (
     ApiKeyFactory,
     AuditEventFactory,
     InvitationFactory,
+    OutboxEventFactory,
     PlatformAuditEventFactory,
     RefreshTokenFactory,
     persist,
@@ -32,6 +36,7 @@ from tests.world import TenantWorld, build_tenant
 
 PASSWORD = "correct horse battery staple"
 ME = "/api/v1/users/me"
+KEY = "Idempotency-Key"
 
 
 async def _two_tenants(db: AsyncSession) -> tuple[TenantWorld, TenantWorld]:
@@ -147,7 +152,7 @@ async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
     assert erased.target_id == str(acted.anonymous_actor_id)
 
 
-async def test_erasure_leaves_neither_id_nor_email_in_audit_data(
+async def test_erasure_leaves_neither_id_nor_email_in_audit_or_outbox_data(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, owner_db: AsyncSession
 ) -> None:
     acme, globex = await _two_tenants(db)
@@ -179,6 +184,13 @@ async def test_erasure_leaves_neither_id_nor_email_in_audit_data(
             data={"email": shouted, "role": "member"},
         ),
     )
+    as_member = {"user_id": mia_id, "email": mia.email, "full_name": "Mia", "role": "owner"}
+    task = {"id": str(uuid.uuid4()), "title": "Ship", "assignee_id": mia_id}
+    await persist(
+        db,
+        OutboxEventFactory(tenant=globex.tenant, type="member.added", data=as_member),
+        OutboxEventFactory(tenant=acme.tenant, type="task.updated", data=task, dispatched=True),
+    )
     await persist(
         owner_db,
         PlatformAuditEventFactory(
@@ -199,14 +211,23 @@ async def test_erasure_leaves_neither_id_nor_email_in_audit_data(
     db.expunge_all()
     async with cross_tenant(db, "no audit event of any tenant still names the erased account"):
         events = (await db.scalars(select(AuditEvent))).all()
+        outbox = {e.type: e.data for e in await db.scalars(select(OutboxEvent))}
     async with owner_db.begin():
         platform = (await owner_db.scalars(select(PlatformAuditEvent))).all()
     [erased] = [e for e in platform if e.action == "user.erased"]
     anonymous = erased.target_id
-    for event in [*events, *platform]:
-        as_text = json.dumps(event.data).lower()
-        assert mia_id not in as_text, (event.action, event.data)
-        assert mia.email.lower() not in as_text, (event.action, event.data)
+    for data in [*(e.data for e in [*events, *platform]), *outbox.values()]:
+        as_text = json.dumps(data).lower()
+        assert mia_id not in as_text, data
+        assert mia.email.lower() not in as_text, data
+    # What webhooks carry: the member she was is nameless, the task she had is unassigned.
+    assert outbox["member.added"] == {
+        "user_id": anonymous,
+        "email": anonymous,
+        "full_name": None,
+        "role": "owner",
+    }
+    assert outbox["task.updated"] == {**task, "assignee_id": anonymous}
     by_action = {e.action: e.data for e in events}
     assert by_action["task.updated"] == {
         "assignee_id": {"from": str(olive.id), "to": anonymous},
@@ -256,6 +277,30 @@ async def test_erasure_revokes_the_invitations_they_sent_and_keeps_those_sent_to
     assert after[to_her.id].status is InvitationStatus.PENDING
     preview = await client.get(f"/api/v1/invitations/{token.value}")
     assert preview.status_code == 200, preview.text
+
+
+async def test_erasure_forgets_the_answers_kept_for_their_retries(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, owner_db: AsyncSession
+) -> None:
+    acme, globex = await _two_tenants(db)
+    await globex.add_member(db, "gus2", TenantRole.OWNER)  # mia is not the last owner there
+    mia = acme.users["mia"]
+    by_key = await acme.add_api_key(db, "mia", TenantRole.MEMBER)
+    projects = f"{acme.url}/projects"
+    for headers in ({**bearer(app, mia), KEY: "a"}, {**by_key, KEY: "b"}):
+        made = await client.post(projects, json={"name": f"By {headers[KEY]}"}, headers=headers)
+        assert made.status_code == 201, made.text
+    async with owner_db.begin():
+        kept = await owner_db.scalar(select(func.count()).select_from(IdempotencyKey))
+    assert kept == 2
+
+    answer = await client.request(
+        "DELETE", ME, json={"password": PASSWORD}, headers=bearer(app, mia)
+    )
+
+    assert answer.status_code == 204, answer.text
+    async with owner_db.begin():
+        assert await owner_db.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
 
 
 async def test_the_last_owner_of_a_tenant_is_told_which(
