@@ -22,7 +22,7 @@ from pathlib import Path
 from tests.bench import admin as admin_bench
 from tests.bench.load import LoadResult, run_wrk
 from tests.bench.report import summary, table
-from tests.bench.scenarios import SCENARIOS, Scenario, check_sides_agree
+from tests.bench.scenarios import SCENARIOS, Scenario, check_sides_agree, warm_verified_tokens
 from tests.bench.stack import Stack, cpu_seconds, rss_mb, running_stack
 
 
@@ -110,6 +110,7 @@ def main(argv: list[str]) -> int:
         running_stack(arguments.tenants, arguments.tasks, Path(folder)) as stack,
     ):
         check_sides_agree(stack, scenarios)
+        warm_verified_tokens(stack)
         results = measure(stack, scenarios, arguments)
         service_rss = rss_mb(stack.pids["app"])
     settings = {

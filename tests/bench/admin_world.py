@@ -45,9 +45,13 @@ class AdminWorld:
 
 
 def _caller(fields: dict[str, str]) -> Caller:
-    names = ("user_id", "tenant_id", "project_id", "task_id")
-    ids = {name: uuid.UUID(fields[name]) for name in names}
-    return Caller(email=fields["email"], **ids)
+    return Caller(
+        email=fields["email"],
+        user_id=uuid.UUID(fields["user_id"]),
+        tenant_id=uuid.UUID(fields["tenant_id"]),
+        project_id=uuid.UUID(fields["project_id"]),
+        task_id=uuid.UUID(fields["task_id"]),
+    )
 
 
 async def analyze(dsn: str) -> None:

@@ -39,12 +39,17 @@ ME = "/api/v1/users/me"
 KEY = "Idempotency-Key"
 
 
-async def _two_tenants(db: AsyncSession) -> tuple[TenantWorld, TenantWorld]:
+async def _two_tenants(
+    db: AsyncSession, *, erasable: bool = False
+) -> tuple[TenantWorld, TenantWorld]:
+    """Mia is a member of acme and owner of globex; `erasable`: not its last owner."""
     acme = await build_tenant(db, "acme", {"olive": TenantRole.OWNER, "mia": TenantRole.MEMBER})
     await acme.add_project(db, "Apollo", {"mia": ProjectRole.EDITOR})
     await acme.add_task(db, "Apollo", assignee="mia")
     globex = await build_tenant(db, "globex", {"gus": TenantRole.MEMBER})
     await globex.add_member(db, "mia", TenantRole.OWNER, user=acme.users["mia"])
+    if erasable:
+        await globex.add_member(db, "gus2", TenantRole.OWNER)
     return acme, globex
 
 
@@ -101,8 +106,7 @@ async def test_the_account_export_holds_what_the_service_knows_without_secrets(
 async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, owner_db: AsyncSession
 ) -> None:
-    acme, globex = await _two_tenants(db)
-    await globex.add_member(db, "gus2", TenantRole.OWNER)  # mia is not the last owner there
+    acme, _ = await _two_tenants(db, erasable=True)
     mia = acme.users["mia"]
     token = RefreshTokenFactory(user=mia, user_id=mia.id)
     clear_key = new_api_key()
@@ -155,8 +159,7 @@ async def test_erasure_removes_the_account_and_keeps_the_audit_anonymous(
 async def test_erasure_leaves_neither_id_nor_email_in_audit_or_outbox_data(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, owner_db: AsyncSession
 ) -> None:
-    acme, globex = await _two_tenants(db)
-    await globex.add_member(db, "gus2", TenantRole.OWNER)
+    acme, globex = await _two_tenants(db, erasable=True)
     initech = await build_tenant(db, "initech", {"ivan": TenantRole.OWNER})  # not hers
     mia, olive = acme.users["mia"], acme.users["olive"]
     mia_id, shouted = str(mia.id), mia.email.upper()
@@ -243,8 +246,7 @@ async def test_erasure_leaves_neither_id_nor_email_in_audit_or_outbox_data(
 async def test_erasure_revokes_the_invitations_they_sent_and_keeps_those_sent_to_them(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
-    acme, globex = await _two_tenants(db)
-    await globex.add_member(db, "gus2", TenantRole.OWNER)
+    acme, globex = await _two_tenants(db, erasable=True)
     initech = await build_tenant(db, "initech", {"ivan": TenantRole.OWNER})
     mia = acme.users["mia"]
     sent = InvitationFactory(tenant=globex.tenant, inviter=mia)
@@ -282,8 +284,7 @@ async def test_erasure_revokes_the_invitations_they_sent_and_keeps_those_sent_to
 async def test_erasure_forgets_the_answers_kept_for_their_retries(
     app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, owner_db: AsyncSession
 ) -> None:
-    acme, globex = await _two_tenants(db)
-    await globex.add_member(db, "gus2", TenantRole.OWNER)  # mia is not the last owner there
+    acme, _ = await _two_tenants(db, erasable=True)
     mia = acme.users["mia"]
     by_key = await acme.add_api_key(db, "mia", TenantRole.MEMBER)
     projects = f"{acme.url}/projects"
