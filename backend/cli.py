@@ -152,9 +152,10 @@ def bootstrap_command() -> None:
 
 @app.command("purge")
 def purge_command() -> None:
-    """Purge the trash past TRASH_RETENTION_DAYS, the tenants past their grace period and the
-    idempotency keys older than a day, as the app role; exit 1 when another worker is purging
-    (the lease is held)."""
+    """Purge the trash past TRASH_RETENTION_DAYS, the tenants past their grace period, the
+    idempotency keys older than a day and the finished webhook history past
+    WEBHOOK_LOG_RETENTION_DAYS, as the app role; exit 1 when another worker is purging (the
+    lease is held)."""
     settings = _settings()
 
     async def purge() -> PurgeReport | None:
@@ -169,8 +170,8 @@ def purge_command() -> None:
         typer.echo("Another purge is running; nothing done.", err=True)
         raise typer.Exit(1)
     typer.echo(
-        f"Purged {report.tenants} tenants, {report.projects} projects, {report.tasks} tasks "
-        f"and {report.idempotency_keys} idempotency keys."
+        f"Purged {report.tenants} tenants, {report.projects} projects, {report.tasks} tasks, "
+        f"{report.idempotency_keys} idempotency keys and {report.webhook_events} webhook events."
     )
 
 

@@ -7,7 +7,8 @@ Create Date: 2026-12-01 04:45:51
 Four tenant tables, with row-level security like every other (forced, the tenant policy, and
 the owner's read policy of 0002). On PostgreSQL the app role may:
 
-- add outbox events and hand them out (`dispatch_after` only);
+- add outbox events, hand them out (`dispatch_after` only), and delete them (the purge: their
+  deliveries and attempts go with them, by the foreign keys' cascade);
 - manage endpoints (not their creator nor creation time);
 - add deliveries and move them along (status, attempts, next attempt, lease);
 - add attempts: the delivery log is append-only for it.
@@ -31,7 +32,7 @@ depends_on: str | Sequence[str] | None = None
 TENANT_TABLES = ("outbox_events", "webhook_endpoints", "webhook_deliveries", "webhook_attempts")
 TENANT_MATCHES = "tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid)"
 APP_PRIVILEGES = {
-    "outbox_events": "SELECT, INSERT, UPDATE (dispatch_after)",
+    "outbox_events": "SELECT, INSERT, UPDATE (dispatch_after), DELETE",
     "webhook_endpoints": (
         "SELECT, INSERT, UPDATE (url, description, events, secret_encrypted, "
         "previous_secret_encrypted, previous_secret_expires_at, enabled, consecutive_failures, "

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
     # The service process runs the dispatcher; false when `tenantdesk worker` runs it instead.
     webhook_dispatcher_in_process: bool = True
+    # Outbox events whose deliveries are over (succeeded or failed), with their deliveries and
+    # delivery log, are kept this long; then the purge removes them.
+    webhook_log_retention_days: int = Field(default=30, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,13 +1,15 @@
-"""The purge: the trash past `TRASH_RETENTION_DAYS`, tenants past their grace period, and
-idempotency keys past their day (`tenants.idempotency`).
+"""The purge: the trash past `TRASH_RETENTION_DAYS`, tenants past their grace period,
+idempotency keys past their day (`tenants.idempotency`), and the webhook history whose work is
+over past `WEBHOOK_LOG_RETENTION_DAYS` (`backend.webhooks.retention`).
 
 Run by `tenantdesk purge`, and daily in-process (`purge_daily`, started with the app). Of
 several workers only one purges at a time: each run holds the `purge` lease
 (`backend.core.leases`), claimed with one `UPDATE ... RETURNING`. The daily schedule is a lease
 too (`purge.daily`): the worker that claims it runs the day's purge, and it is held for a day.
 
-Nothing here reads across tenants: tenants are a global table, and each tenant's trash is
-purged in a transaction of its own, inside that tenant's context (row-level security applies).
+Nothing here reads across tenants: tenants are a global table, and each tenant's trash and
+webhook history are purged in a transaction of its own, inside that tenant's context (row-level
+security applies).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -26,6 +28,7 @@ from backend.core.config import Settings
 from backend.core.database import Database, utcnow
 from backend.core.leases import DAILY_PURGE_LEASE, PURGE_LEASE, claim_lease, release_lease
 from backend.projects.trash import purge_trash
+from backend.webhooks.retention import purge_webhook_history
 from tenants.idempotency import purge_idempotency_keys
 from tenants.isolation import enter_tenant
 from tenants.lifecycle import purge_due_tenant, tenants_due_for_purge
@@ -43,6 +46,7 @@ class PurgeReport:
     projects: int
     tasks: int
     idempotency_keys: int = 0
+    webhook_events: int = 0
 
 
 def lease_holder() -> str:
@@ -72,21 +76,20 @@ async def _purge(database: Database, settings: Settings) -> PurgeReport:
         async with database.session_factory() as session, session.begin():
             tenants += await purge_due_tenant(session, tenant_id, now)
     before = now - timedelta(days=settings.trash_retention_days)
+    webhooks_before = now - timedelta(days=settings.webhook_log_retention_days)
     async with database.session_factory() as session:
         tenant_ids = list(await session.scalars(select(Tenant.id).order_by(Tenant.id)))
-    projects = tasks = 0
+    projects = tasks = events = 0
     for tenant_id in tenant_ids:
         async with database.session_factory() as session, session.begin():
             await enter_tenant(session, tenant_id)
             purged_projects, purged_tasks = await purge_trash(session, before)
+            events += await purge_webhook_history(session, webhooks_before)
         projects, tasks = projects + purged_projects, tasks + purged_tasks
     async with database.session_factory() as session, session.begin():
         keys = await purge_idempotency_keys(session, now=now)
-    report = PurgeReport(tenants, projects, tasks, keys)
-    logger.info(
-        "purge done",
-        extra={"tenants": tenants, "projects": projects, "tasks": tasks, "idempotency_keys": keys},
-    )
+    report = PurgeReport(tenants, projects, tasks, keys, events)
+    logger.info("purge done", extra=asdict(report))
     return report
 
 

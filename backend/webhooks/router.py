@@ -25,8 +25,11 @@ from backend.webhooks.schemas import (
     WebhookWithSecret,
 )
 from tenants.dependencies import TenantAccess
+from tenants.idempotent_routes import Idempotency, IdempotentRoute
 
-router = APIRouter(prefix="/api/v1/tenants/{tenant_id}/webhooks", tags=["webhooks"])
+router = APIRouter(
+    prefix="/api/v1/tenants/{tenant_id}/webhooks", tags=["webhooks"], route_class=IdempotentRoute
+)
 
 
 def _with_secret(endpoint: WebhookEndpoint, secret: str) -> WebhookWithSecret:
@@ -35,9 +38,14 @@ def _with_secret(endpoint: WebhookEndpoint, secret: str) -> WebhookWithSecret:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_webhook(
-    body: WebhookCreate, caller: TenantAccess, session: DbSession, webhooks: WebhooksConfig
+    body: WebhookCreate,
+    caller: TenantAccess,
+    session: DbSession,
+    webhooks: WebhooksConfig,
+    idempotency: Idempotency,
 ) -> WebhookWithSecret:
-    """Register an endpoint for the events named. The signing secret is shown here once."""
+    """Register an endpoint for the events named. The signing secret is shown here once (a
+    replay with the same `Idempotency-Key` answers it as null)."""
     endpoint, secret = await service.create_webhook(
         session,
         caller,

@@ -77,7 +77,10 @@ class WebhookOut(BaseModel):
 
 
 class WebhookWithSecret(WebhookOut):
-    secret: str = Field(description="`whsec_` and base64: shown once, here. Verify with it.")
+    secret: str | None = Field(
+        description="`whsec_` and base64: shown once, here. Verify with it. Null in a replayed "
+        "answer (`Idempotent-Replayed: true`)."
+    )
 
 
 class DeliveryOut(BaseModel):

@@ -83,6 +83,7 @@ IDEMPOTENT_CREATES = {
     "project-invitations-create",
     "service-clients-create",
     "api-keys-create",
+    "webhooks-create",
 }
 
 

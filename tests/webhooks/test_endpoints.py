@@ -264,3 +264,24 @@ async def test_the_delivery_log_is_paged_newest_first(
     assert seen == [3, 2, 1]
     other = await client.get(_url(acme, str(delivery.id), "deliveries"), headers=olive)
     assert other.status_code == 404  # a delivery id is not an endpoint id
+
+
+async def test_a_retried_create_with_its_idempotency_key_replays_without_the_secret(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, acme: TenantWorld
+) -> None:
+    body = {"url": "http://127.0.0.1:9/a", "events": ["*"], "description": "ci"}
+    headers = {**acme.headers(app, "olive"), "Idempotency-Key": "hook-1"}
+
+    first = await client.post(_url(acme), json=body, headers=headers)
+    again = await client.post(_url(acme), json=body, headers=headers)
+    other = await client.post(_url(acme), json={**body, "description": "cd"}, headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert first.json()["secret"].startswith("whsec_")
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == {**first.json(), "secret": None}
+    assert other.status_code == 422, other.text
+    listed = await client.get(_url(acme), headers=acme.headers(app, "olive"))
+    assert [item["id"] for item in listed.json()["items"]] == [first.json()["id"]]
