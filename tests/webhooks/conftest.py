@@ -127,6 +127,18 @@ async def run_until(
             await asyncio.sleep(0.02)
 
 
+async def create_task(client: httpx.AsyncClient, app: FastAPI, world: TenantWorld) -> dict:
+    """A task in Apollo, created by olive through the API: a `task.created` event."""
+    project = world.projects["Apollo"].id
+    response = await client.post(
+        f"/api/v1/tenants/{world.id}/projects/{project}/tasks",
+        json={"title": "Fuel"},
+        headers=world.headers(app, "olive"),
+    )
+    assert response.status_code == 201
+    return response.json()
+
+
 async def register(
     client: httpx.AsyncClient,
     app: FastAPI,

@@ -18,19 +18,14 @@ from tenants.isolation import enter_tenant
 from tenants.models import AuditEvent
 from tests.harness.receiver import HANG, Receiver
 from tests.harness.smtp import Mailbox
-from tests.webhooks.conftest import MakeDispatcher, delivery_rows, register, run_until
+from tests.webhooks.conftest import (
+    MakeDispatcher,
+    create_task,
+    delivery_rows,
+    register,
+    run_until,
+)
 from tests.world import TenantWorld
-
-
-async def _create_task(client: httpx.AsyncClient, app: FastAPI, world: TenantWorld) -> dict:
-    project = world.projects["Apollo"].id
-    response = await client.post(
-        f"/api/v1/tenants/{world.id}/projects/{project}/tasks",
-        json={"title": "Fuel"},
-        headers=world.headers(app, "olive"),
-    )
-    assert response.status_code == 201
-    return response.json()
 
 
 async def _log(client: httpx.AsyncClient, app: FastAPI, world: TenantWorld, hook: str) -> list:
@@ -52,7 +47,7 @@ async def test_a_500_is_retried_and_the_log_shows_each_attempt(
 ) -> None:
     endpoint = await register(client, app, acme, receiver.url)
     receiver.plan = [500]
-    task = await _create_task(client, app, acme)
+    task = await create_task(client, app, acme)
     dispatcher = make_dispatcher()
 
     await run_until(dispatcher, lambda: len(receiver.received) == 2)
@@ -83,7 +78,7 @@ async def test_no_answer_in_time_is_retried(
     # The attempt's timeout is a setting, 2 s here (10 s by default): long enough for a loaded
     # machine to answer the retry in time, well short of the hanging receiver's 8 s.
     receiver.plan, receiver.hang_seconds = [HANG], 8.0
-    await _create_task(client, app, acme)
+    await create_task(client, app, acme)
     dispatcher = make_dispatcher(webhook_timeout_seconds=2.0)
 
     await run_until(dispatcher, lambda: len(receiver.received) == 2)
@@ -104,7 +99,7 @@ async def test_a_redirect_is_not_followed(
 ) -> None:
     endpoint = await register(client, app, acme, receiver.url)
     receiver.plan = [307]
-    await _create_task(client, app, acme)
+    await create_task(client, app, acme)
     dispatcher = make_dispatcher(webhook_retry_schedule_seconds=[60.0])
 
     await run_until(dispatcher, lambda: len(receiver.received) == 1)
@@ -125,8 +120,8 @@ async def test_after_the_schedule_the_delivery_fails_and_repeated_failures_disab
 ) -> None:
     endpoint = await register(client, app, acme, receiver.url)
     receiver.status = 500
-    await _create_task(client, app, acme)
-    await _create_task(client, app, acme)
+    await create_task(client, app, acme)
+    await create_task(client, app, acme)
     dispatcher = make_dispatcher(
         webhook_retry_schedule_seconds=[0.1], webhook_disable_after_failures=2
     )
@@ -153,7 +148,7 @@ async def test_after_the_schedule_the_delivery_fails_and_repeated_failures_disab
     assert "disabled" in mail["Subject"]
 
     # Nothing goes to a disabled endpoint; once re-enabled, new events do.
-    await _create_task(client, app, acme)
+    await create_task(client, app, acme)
     await dispatcher.run_once()
     await dispatcher.drain()
     assert len(receiver.received) == 4
@@ -164,7 +159,7 @@ async def test_after_the_schedule_the_delivery_fails_and_repeated_failures_disab
         headers=acme.headers(app, "olive"),
     )
     assert enabled.json()["consecutive_failures"] == 0
-    await _create_task(client, app, acme)
+    await create_task(client, app, acme)
     await run_until(dispatcher, lambda: len(receiver.received) == 5)
     assert receiver.received[-1].verified(endpoint["secret"])["type"] == "task.created"
 
@@ -178,7 +173,7 @@ async def test_a_failed_delivery_is_retried_on_request(
 ) -> None:
     endpoint = await register(client, app, acme, receiver.url)
     receiver.plan = [500]
-    await _create_task(client, app, acme)
+    await create_task(client, app, acme)
     dispatcher = make_dispatcher(webhook_retry_schedule_seconds=[])
     await run_until(dispatcher, lambda: len(receiver.received) == 1)
     [failed] = await _log(client, app, acme, endpoint["id"])
@@ -215,7 +210,7 @@ async def test_a_rotated_secret_signs_beside_the_old_one_for_a_day(
     new = rotated.json()["secret"]
     assert new.startswith("whsec_")
     assert new != old
-    await _create_task(client, app, acme)
+    await create_task(client, app, acme)
     dispatcher = make_dispatcher()
     await run_until(dispatcher, lambda: len(receiver.received) == 1)
 
@@ -229,7 +224,7 @@ async def test_a_rotated_secret_signs_beside_the_old_one_for_a_day(
         update(WebhookEndpoint).values(previous_secret_expires_at=utcnow() - timedelta(seconds=1))
     )
     await db.commit()
-    await _create_task(client, app, acme)
+    await create_task(client, app, acme)
     await run_until(dispatcher, lambda: len(receiver.received) == 2)
     after = receiver.received[1]
     assert after.headers["webhook-signature"].count("v1,") == 1

@@ -30,7 +30,13 @@ from tests.factories import (
     persist,
 )
 from tests.harness.receiver import Receiver
-from tests.webhooks.conftest import MakeDispatcher, delivery_rows, register, run_until
+from tests.webhooks.conftest import (
+    MakeDispatcher,
+    create_task,
+    delivery_rows,
+    register,
+    run_until,
+)
 from tests.world import TenantWorld, build_tenant
 
 
@@ -93,12 +99,7 @@ async def test_a_restart_in_the_middle_of_a_retry_resumes_it(
 ) -> None:
     endpoint = await register(client, app, acme, receiver.url)
     receiver.plan = [500]
-    project = acme.projects["Apollo"].id
-    await client.post(
-        f"/api/v1/tenants/{acme.id}/projects/{project}/tasks",
-        json={"title": "Fuel"},
-        headers=acme.headers(app, "olive"),
-    )
+    await create_task(client, app, acme)
     before = make_dispatcher(webhook_retry_schedule_seconds=[1.0])
     before.start()
     await receiver.wait_for(1)
