@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright
 from pydantic import SecretStr
 from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alembic import command
@@ -205,6 +206,24 @@ MIGRATION_ROWS = {Lease.__tablename__}
 
 
 async def _reset_data(engine: AsyncEngine, kind: str) -> None:
+    """Empties every table. TRUNCATE locks its tables one by one, so a transaction still open
+    from the previous test (a stream its client left, say) can deadlock with it: PostgreSQL then
+    aborts one of the two, and when that is the reset, it is tried again."""
+    for attempt in range(RESET_ATTEMPTS):
+        try:
+            await _empty_tables(engine, kind)
+            return
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != DEADLOCK or attempt == RESET_ATTEMPTS - 1:
+                raise
+            logging.getLogger(__name__).warning("the reset met a deadlock; trying again")
+            await asyncio.sleep(0.1 * (attempt + 1))
+
+
+RESET_ATTEMPTS, DEADLOCK = 5, "40P01"
+
+
+async def _empty_tables(engine: AsyncEngine, kind: str) -> None:
     tables = [t.name for t in reversed(metadata.sorted_tables) if t.name not in MIGRATION_ROWS]
     async with engine.begin() as connection:
         if kind == "postgresql":

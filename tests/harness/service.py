@@ -52,6 +52,9 @@ class ServiceProcess:
             # A service on the suite's own database (`served`) lives for the whole session: its
             # dispatcher would hand out, and send, the events of every later test.
             "WEBHOOK_DISPATCHER_IN_PROCESS": "false",
+            # Nor does it purge: the suite frees the purge's lease before every test, and a purge
+            # at start-up would delete beside a test, or deadlock with the suite's TRUNCATE.
+            "PURGE_INTERVAL_SECONDS": "0",
             **environment,
         }
         workdir.mkdir(parents=True, exist_ok=True)
