@@ -338,7 +338,7 @@ READS = {
     "backend.projects.service.list_project_members",
     "backend.projects.service.read_project_member",
     "backend.projects.tasks.list_tasks",
-    "backend.projects.tasks.get_task",
+    "backend.projects.tasks.resolve_task_read",
     "backend.invitations.service.list_invitations",
     "backend.webhooks.service.list_webhooks",
     "backend.webhooks.service.get_webhook",

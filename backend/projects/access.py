@@ -23,7 +23,7 @@ from backend.core.statements import AnySelect
 from backend.identity.models import User
 from backend.identity.principals import Credentials
 from backend.projects.models import Project, ProjectMember
-from tenants.access import TENANT_ACCESS, resolve_tenant_access
+from tenants.access import TENANT_ACCESS, AccessQueries, resolve_tenant_access
 from tenants.caller import TenantCaller
 from tenants.models import Tenant
 from tenants.roles import ProjectAction, ProjectRole, project_allows
@@ -89,13 +89,20 @@ PROJECT_ACCESS = TENANT_ACCESS.extended(_ProjectLookup())
 
 
 async def resolve_project_access(
-    session: AsyncSession, claims: Credentials, tenant_id: uuid.UUID, project_id: uuid.UUID
-) -> ProjectCaller:
-    """The token's caller on the project, with the tenant access, in one query."""
-    caller, (project, membership_role) = await resolve_tenant_access(
-        session, claims, tenant_id, PROJECT_ACCESS, {"project_id": project_id}
+    session: AsyncSession,
+    claims: Credentials,
+    tenant_id: uuid.UUID,
+    project_id: uuid.UUID,
+    queries: AccessQueries = PROJECT_ACCESS,
+    parameters: dict[str, Any] | None = None,
+) -> tuple[ProjectCaller, tuple[Any, ...]]:
+    """The token's caller on the project, with the tenant access, in one query; and what an
+    extension of `PROJECT_ACCESS` (`queries`, whose own values are `parameters`) added to it."""
+    values = {"project_id": project_id} | (parameters or {})
+    caller, (project, membership_role, *extra) = await resolve_tenant_access(
+        session, claims, tenant_id, queries, values
     )
-    return _as_project_caller(caller, project, membership_role)
+    return _as_project_caller(caller, project, membership_role), tuple(extra)
 
 
 async def project_caller(

@@ -28,7 +28,7 @@ from backend.core.request_params import (
     tagged,
 )
 from backend.projects import service, tasks, trash
-from backend.projects.dependencies import ProjectAccess
+from backend.projects.dependencies import ProjectAccess, TaskAccess
 from backend.projects.models import TaskStatus
 from backend.projects.schemas import (
     ProjectCreate,
@@ -201,10 +201,8 @@ async def list_tasks(
 
 
 @router.get("/{project_id}/tasks/{task_id}", response_model=TaskOut, responses=READ_RESPONSES)
-async def read_task(
-    task_id: uuid.UUID, caller: ProjectAccess, session: DbSession, condition: IfNoneMatch
-) -> Response:
-    body, tag = tasks.task_json(await tasks.get_task(session, caller, task_id))
+async def read_task(found: TaskAccess, condition: IfNoneMatch) -> Response:
+    body, tag = tasks.read_task(found)
     require_modified(condition, tag)
     return json_response(body, etag=tag)
 

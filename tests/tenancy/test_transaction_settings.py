@@ -95,6 +95,25 @@ async def test_a_tenant_request_sends_begin_and_its_tenant_in_one_round_trip(
     assert last == "COMMIT;"
 
 
+async def test_a_task_read_is_one_query_that_keeps_both_filters_on_the_task(
+    app: FastAPI, client: httpx.AsyncClient, acme: TenantWorld, db: AsyncSession
+) -> None:
+    """The access query brings the task with it (three round trips in all), and the task's
+    join still compares its tenant and hides it once deleted."""
+    task = await acme.add_task(db, "Launch", title="Ship it")
+    path = f"{acme.url}/projects/{acme.projects['Launch'].id}/tasks/{task.id}"
+    async with driver_queries(app.state.database.engine) as sent:
+        response = await client.get(path, headers=acme.headers(app, "olga"))
+    assert response.status_code == 200, response.text
+
+    [(first, query, last)] = transactions(sent)
+    assert first.startswith("BEGIN; SET LOCAL app.tenant_id")
+    assert last == "COMMIT;"
+    join = query.split("LEFT OUTER JOIN tasks ON ", 1)[1]
+    assert "tasks.tenant_id = $" in join
+    assert "tasks.deleted_at IS NULL" in join
+
+
 async def test_a_transaction_without_a_tenant_still_clears_the_setting_first(
     app: FastAPI, client: httpx.AsyncClient, acme: TenantWorld
 ) -> None:
