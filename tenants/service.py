@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.audit import Actor, apply_changes
@@ -82,15 +82,23 @@ async def ensure_tenant_context(session: AsyncSession, tenant_id: uuid.UUID) -> 
         raise TenantMismatch("the session is scoped to another tenant")
 
 
+# `memberships_of_user`'s statement for each database (the cross-tenant read differs), built
+# once: `GET /users/me` runs it on every call, and building it cost as much as running it.
+_MEMBERSHIPS_OF_USER: dict[str, AnySelect] = {}
+
+
 async def memberships_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[MembershipSummary]:
     """Every tenant the user belongs to: the one read that spans tenants by design."""
-    mine = cross_tenant_rows(session, USER_TENANTS, user_id)
-    statement = (
-        select(mine.c.tenant_id, Tenant.name, mine.c.role)
-        .join(Tenant, Tenant.id == mine.c.tenant_id)
-        .order_by(Tenant.name, Tenant.id)
-    )
-    rows = (await session.execute(statement)).all()
+    dialect = session.get_bind().dialect.name
+    statement = _MEMBERSHIPS_OF_USER.get(dialect)
+    if statement is None:
+        mine = cross_tenant_rows(session, USER_TENANTS, bindparam("membership_user_id"))
+        statement = _MEMBERSHIPS_OF_USER[dialect] = (
+            select(mine.c.tenant_id, Tenant.name, mine.c.role)
+            .join(Tenant, Tenant.id == mine.c.tenant_id)
+            .order_by(Tenant.name, Tenant.id)
+        )
+    rows = (await session.execute(statement, {"membership_user_id": user_id})).all()
     return [MembershipSummary(tenant_id=t, tenant_name=n, role=r) for t, n, r in rows]
 
 
